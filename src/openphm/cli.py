@@ -1,0 +1,177 @@
+"""The ``phm`` command: a thin layer that parses options, calls :mod:`openphm.api` and prints with Rich."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from openphm import __version__, api
+from openphm.errors import OpenPHMError
+from openphm.ingest.load import IngestResult
+
+app = typer.Typer(
+    name="phm",
+    help="openphm: population health management for England's health and care systems.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+key_app = typer.Typer(help="Manage the pseudonymisation key.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+console = Console()
+errors = Console(stderr=True)
+
+Engine = Annotated[str, typer.Option("--engine", "-e", help="Compute engine: duckdb (default), polars or spark.")]
+Store = Annotated[
+    Path, typer.Option("--store", "-s", help="The store: a .duckdb file (duckdb) or a folder (polars, spark).")
+]
+
+
+def _date(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a date in YYYY-MM-DD form") from None
+
+
+@contextmanager
+def _reporting() -> Iterator[Callable[[str], None]]:
+    """A Rich progress display for a long command; turns OpenPHMError into one line and exit code 2."""
+    try:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors, transient=True
+        ) as progress:
+            task = progress.add_task("starting", total=None)
+            yield lambda message: progress.update(task, description=message)
+    except OpenPHMError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _print_reconciliation(result: IngestResult) -> None:
+    table = Table(title=f"Ingest reconciliation (purpose: {result.purpose})")
+    for column in ("table", "input rows", "loaded", "quarantined", "opted out", "balanced"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for o in result.outcomes:
+        table.add_row(
+            o.table,
+            f"{o.input_rows:,}",
+            f"{o.loaded:,}",
+            f"{o.quarantined:,}",
+            f"{o.opted_out:,}",
+            "yes" if o.balanced else "NO",
+        )
+    console.print(table)
+    if result.ignored_files:
+        console.print(f"Ignored (not contract tables): {', '.join(result.ignored_files)}")
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="Folder with one CSV or Parquet file per contract table.")],
+    store: Store,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the secret pseudonymisation key (else the OPENPHM_KEY environment variable)."),
+    ] = None,
+    purpose: Annotated[str, typer.Option(help="planning (opt-outs removed) or direct-care.")] = "planning",
+    engine: Engine = "duckdb",
+    extract_date: Annotated[str | None, typer.Option(help="Dates after this are quarantined (default today).")] = None,
+) -> None:
+    """Validate, pseudonymise and load a source folder into a new store (replaced only on success)."""
+    with _reporting() as progress:
+        key = api.load_key(key_file)
+        result = api.ingest(
+            source,
+            store,
+            key=key,
+            purpose=purpose,
+            engine=engine,
+            extract_date=_date(extract_date) if extract_date else None,
+            progress=progress,
+        )
+    _print_reconciliation(result)
+    console.print(f"Store written: {result.store}")
+
+
+@app.command("run")
+def run_pipeline(
+    store: Store,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--as-of", help="Snapshot date (repeatable); default: the end of each financial year in the data."
+        ),
+    ] = None,
+    engine: Engine = "duckdb",
+) -> None:
+    """Run every pipeline stage on a store and publish the new tables."""
+    with _reporting() as progress:
+        result = api.run(store, engine=engine, as_of=tuple(_date(d) for d in as_of or ()), progress=progress)
+    table = Table(title=f"Pipeline run {result.run_id} (purpose: {result.purpose})")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("rows written", justify="right")
+    for s in result.stages:
+        table.add_row(s.name, f"{s.seconds:.2f}", ", ".join(f"{t}: {n:,}" for t, n in s.rows.items()))
+    console.print(table)
+    console.print("As of: " + ", ".join(d.isoformat() for d in result.as_of))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's source copy and store.")] = Path("openphm-demo"),
+    engine: Engine = "duckdb",
+) -> None:
+    """Ingest and run the built-in demonstration data with a throwaway key."""
+    console.print(
+        "Using a throwaway pseudonymisation key held only in memory: "
+        "this demo's pseudonyms cannot be linked to any other run."
+    )
+    with _reporting() as progress:
+        result = api.demo(out, engine=engine, progress=progress)
+    _print_reconciliation(result.ingest)
+    counts = api.table_counts(result.store, engine)
+    summary = Table(title="Store tables")
+    summary.add_column("table")
+    summary.add_column("rows", justify="right")
+    for name, n in counts.items():
+        summary.add_row(name, f"{n:,}")
+    console.print(summary)
+    console.print(f"Store: {result.store.resolve()}")
+
+
+@app.command()
+def tables(store: Store, engine: Engine = "duckdb") -> None:
+    """List the tables of a store with their row counts."""
+    with _reporting():
+        counts = api.table_counts(store, engine)
+    for name, n in counts.items():
+        console.print(f"{name}\t{n}")
+
+
+@key_app.command("new")
+def key_new(path: Annotated[Path, typer.Argument(help="Where to write the key (must not exist).")]) -> None:
+    """Write a new random 256-bit key, readable by its owner only. Keep it out of the store and backups."""
+    if path.exists():
+        errors.print(f"[red]error:[/red] {path} exists; refusing to overwrite a key")
+        raise typer.Exit(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(api.new_key() + b"\n")
+    console.print(f"Key written to {path} (mode 600).")
+
+
+@app.command()
+def version() -> None:
+    """Print the openphm version."""
+    console.print(__version__)

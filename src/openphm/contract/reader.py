@@ -1,0 +1,109 @@
+"""Find the contract's tables in a source folder, check their headers, and read them as strings.
+
+Problems that make a file unusable - not CSV or Parquet, unreadable, a required column missing, no person
+identifier - stop the run with :class:`InputError` naming the file and column. Everything row-level is
+left to validation, which quarantines rather than stops.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import narwhals as nw
+import pyarrow.parquet as pq
+
+from openphm.contract.schema import ID_COLUMNS, TABLES, Table
+from openphm.engine import ROW, Engine
+from openphm.errors import InputError
+
+SUFFIXES = {".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A located source table and what its header told us."""
+
+    table: Table
+    path: Path
+    format: str
+    columns: tuple[str, ...]
+    id_column: str | None
+    """``nhs_number`` or ``person_id`` for person-level tables, else None."""
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        known = {c.name for c in self.table.columns} | set(ID_COLUMNS)
+        return tuple(c for c in self.columns if c not in known)
+
+
+def _header(path: Path, fmt: str) -> tuple[str, ...]:
+    try:
+        if fmt == "parquet":
+            return tuple(pq.read_schema(path).names)
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            row = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot be read as {fmt.upper()} ({type(exc).__name__})") from None
+    except Exception as exc:  # pyarrow raises its own error types for non-Parquet files
+        raise InputError(f"{path}: cannot be read as {fmt.upper()} ({type(exc).__name__})") from None
+    if not row:
+        raise InputError(f"{path}: is empty (a header row is required)")
+    return tuple(name.strip() for name in row)
+
+
+def discover(folder: Path) -> tuple[dict[str, SourceFile], list[str]]:
+    """The contract tables present in ``folder`` and the names of files that are not contract tables."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: source folder not found")
+    found: dict[str, SourceFile] = {}
+    ignored: list[str] = []
+    for path in sorted(folder.iterdir()):
+        fmt = SUFFIXES.get(path.suffix.lower())
+        table = TABLES.get(path.stem)
+        if path.is_dir() or table is None or fmt is None:
+            ignored.append(path.name)
+            continue
+        if table.name in found:
+            raise InputError(f"{path}: table '{table.name}' is supplied twice ({found[table.name].path.name})")
+        found[table.name] = _inspect(table, path, fmt)
+    if "person" not in found:
+        raise InputError(f"{folder / 'person.csv'}: the person table is required (person.csv or person.parquet)")
+    return found, ignored
+
+
+def _inspect(table: Table, path: Path, fmt: str) -> SourceFile:
+    columns = _header(path, fmt)
+    id_column = None
+    if table.person_level:
+        present = [c for c in ID_COLUMNS if c in columns]
+        if len(present) != 1:
+            what = "both" if present else "neither"
+            raise InputError(f"{path}: column nhs_number or person_id - the file has {what}; it needs exactly one")
+        id_column = present[0]
+    for name in table.required_columns:
+        if name == "person_id":
+            continue
+        if name not in columns:
+            raise InputError(f"{path}: required column '{name}' is missing")
+    return SourceFile(table, path, fmt, columns, id_column)
+
+
+def read(engine: Engine, source: SourceFile) -> nw.LazyFrame:
+    """The file as strings: trimmed, blanks as null, absent optional columns as null, extras dropped.
+
+    The identifier column is kept under its own name (``nhs_number`` or ``person_id``).
+    """
+    frame = engine.read_csv(source.path) if source.format == "csv" else engine.read_parquet(source.path)
+    wanted = [c.name for c in source.table.columns if c.name != "person_id"]
+    if source.id_column:
+        wanted.insert(0, source.id_column)
+    exprs = [nw.col(ROW)]
+    for name in wanted:
+        if name in source.columns:
+            text = nw.col(name).cast(nw.String).str.strip_chars()
+            exprs.append(nw.when(text != "").then(text).otherwise(None).alias(name))
+        else:
+            exprs.append(nw.lit(None, dtype=nw.String).alias(name))
+    return frame.select(exprs)

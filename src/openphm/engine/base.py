@@ -1,0 +1,89 @@
+"""What every engine offers: read source files, hand out and write back narwhals LazyFrames.
+
+Stages and ingest work on narwhals LazyFrames only. The few things narwhals cannot express the same way on
+every backend - reading a source file with its row numbers, materialising an intermediate result, the
+keyed hash that makes pseudonyms, and physical writes - live here, once per engine, so that the rest of
+the code never learns which engine it runs on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import narwhals as nw
+import pyarrow as pa
+
+ROW = "_row"
+"""Column holding the 1-based data-row number of a source file (header excluded)."""
+
+HashBatch = Callable[[list[str | None]], list[str | None]]
+
+
+class Engine(ABC):
+    """One open store location, read and written through one compute engine."""
+
+    name: ClassVar[str]
+    store_format: ClassVar[str]
+    """``duckdb`` (one file) or ``parquet`` (a folder with one sub-folder of Parquet files per table)."""
+
+    def __init__(self, location: Path) -> None:
+        self.location = location
+
+    # -- source files -------------------------------------------------------------------------------
+    @abstractmethod
+    def read_csv(self, path: Path) -> nw.LazyFrame:
+        """All columns as strings, plus ``_row`` (Int64, 1-based, in file order)."""
+
+    @abstractmethod
+    def read_parquet(self, path: Path) -> nw.LazyFrame:
+        """Columns as stored, plus ``_row`` (Int64, 1-based, in file order)."""
+
+    # -- store tables -------------------------------------------------------------------------------
+    @abstractmethod
+    def tables(self) -> list[str]:
+        """Names of the tables in the store, sorted."""
+
+    def has_table(self, name: str) -> bool:
+        return name in self.tables()
+
+    @abstractmethod
+    def table(self, name: str) -> nw.LazyFrame:
+        """A lazy view of a stored table."""
+
+    @abstractmethod
+    def write(self, name: str, frame: nw.LazyFrame) -> None:
+        """Compute ``frame`` and store it as ``name``, replacing any table of that name."""
+
+    @abstractmethod
+    def append(self, name: str, frame: nw.LazyFrame) -> None:
+        """Compute ``frame`` and add its rows to ``name`` (created if absent; same columns expected)."""
+
+    # -- helpers that narwhals cannot express engine-neutrally -------------------------------------
+    @abstractmethod
+    def frame(self, data: pa.Table) -> nw.LazyFrame:
+        """A small in-memory table (parameters, look-ups) as a LazyFrame of this engine."""
+
+    @abstractmethod
+    def persist(self, frame: nw.LazyFrame) -> nw.LazyFrame:
+        """Materialise an intermediate result that later steps read several times.
+
+        The copy is temporary: it is never part of the published store and is gone when the engine closes.
+        """
+
+    @abstractmethod
+    def map_strings(self, frame: nw.LazyFrame, column: str, out: str, fn: HashBatch) -> nw.LazyFrame:
+        """Add ``out`` = ``fn`` applied batch-wise to the string column ``column`` (nulls stay null).
+
+        Used only for the keyed hash of pseudonymisation, which no engine has as a native function.
+        """
+
+    def close(self) -> None:  # noqa: B027 - engines without resources need not override
+        """Release connections and temporary files."""
+
+
+def count(frame: nw.LazyFrame) -> int:
+    """Number of rows of a lazy frame, computed by its engine."""
+    return int(frame.select(nw.len()).collect().item())

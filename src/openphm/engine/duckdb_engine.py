@@ -1,0 +1,109 @@
+"""The embedded default: DuckDB, with the whole store in one ``.duckdb`` file."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+import narwhals as nw
+import pyarrow as pa
+
+from openphm.engine.base import ROW, Engine, HashBatch
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckDBEngine(Engine):
+    name: ClassVar[str] = "duckdb"
+    store_format: ClassVar[str] = "duckdb"
+
+    def __init__(self, location: Path, *, read_only: bool = False) -> None:
+        super().__init__(location)
+        self._spill = tempfile.TemporaryDirectory(prefix="openphm-duckdb-")
+        self.con = duckdb.connect(str(location), read_only=read_only)
+        # Spill to a private temporary folder rather than beside the store, so a failed run leaves
+        # nothing next to the published file.
+        self.con.execute(f"SET temp_directory = {_literal(self._spill.name)}")
+        self.con.execute("SET preserve_insertion_order = true")
+        self._names = itertools.count()
+        self._functions: list[str] = []
+
+    def _relation(self, sql: str) -> nw.LazyFrame:
+        return nw.from_native(self.con.sql(sql))
+
+    def read_csv(self, path: Path) -> nw.LazyFrame:
+        # row_number() over an unordered window follows the scan, which keeps file order while
+        # preserve_insertion_order is on (DuckDB's documented default).
+        return self._relation(
+            f"SELECT CAST(row_number() OVER () AS BIGINT) AS {ROW}, * FROM read_csv({_literal(str(path))}, "
+            "header = true, all_varchar = true, auto_detect = true)"
+        )
+
+    def read_parquet(self, path: Path) -> nw.LazyFrame:
+        return self._relation(
+            f"SELECT CAST(file_row_number + 1 AS BIGINT) AS {ROW}, * EXCLUDE (file_row_number) "
+            f"FROM read_parquet({_literal(str(path))}, file_row_number = true)"
+        )
+
+    def tables(self) -> list[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_catalog = current_database() ORDER BY table_name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def table(self, name: str) -> nw.LazyFrame:
+        return nw.from_native(self.con.table(_quote(name)))
+
+    def write(self, name: str, frame: nw.LazyFrame) -> None:
+        relation = frame.to_native()
+        staging = f"__writing_{name}"
+        relation.create(_quote(staging))
+        self.con.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+        self.con.execute(f"ALTER TABLE {_quote(staging)} RENAME TO {_quote(name)}")
+
+    def append(self, name: str, frame: nw.LazyFrame) -> None:
+        if not self.has_table(name):
+            self.write(name, frame)
+            return
+        frame.to_native().insert_into(_quote(name))
+
+    def frame(self, data: pa.Table) -> nw.LazyFrame:
+        view = f"__frame_{next(self._names)}"
+        self.con.register(view, data)
+        return nw.from_native(self.con.table(view))
+
+    def persist(self, frame: nw.LazyFrame) -> nw.LazyFrame:
+        name = f"__persist_{next(self._names)}"
+        self.con.register("__persist_source", frame.to_native())
+        self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM __persist_source")
+        self.con.unregister("__persist_source")
+        return nw.from_native(self.con.table(name))
+
+    def map_strings(self, frame: nw.LazyFrame, column: str, out: str, fn: HashBatch) -> nw.LazyFrame:
+        function = f"__map_strings_{next(self._names)}"
+
+        def batch(values: pa.Array) -> pa.Array:
+            return pa.array(fn(values.to_pylist()), type=pa.string())
+
+        self.con.create_function(function, batch, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
+        self._functions.append(function)
+        relation = frame.to_native()
+        return nw.from_native(relation.project(f"*, {function}({_quote(column)}) AS {_quote(out)}"))
+
+    def close(self) -> None:
+        # Python functions must be removed before closing, or DuckDB reports leaked objects at exit.
+        for function in self._functions:
+            self.con.remove_function(function)
+        self._functions.clear()
+        self.con.close()
+        self._spill.cleanup()

@@ -1,0 +1,158 @@
+"""Row-level rules of the contract as narwhals expressions.
+
+Each rule is a boolean expression that is true where a row breaks it, with a reason code and a message
+that names the column and the rule - never the value, which may identify a person. Values are parsed
+only after they are known to be well formed, so no engine ever raises on bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import narwhals as nw
+
+from openphm.contract.schema import Column, Table
+from openphm.engine import ROW
+
+EARLIEST = date(1900, 1, 1)
+_FLOAT = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+_INT = r"^[+-]?[0-9]{1,18}$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TRUE = ("true", "t", "1", "yes", "y")
+_FALSE = ("false", "f", "0", "no", "n")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule on one column of a table: ``violated`` is true where a row breaks it."""
+
+    column: str
+    reason: str
+    message: str
+    violated: nw.Expr
+
+
+def _valid_date(text: nw.Expr) -> nw.Expr:
+    shaped = nw.when(text.str.contains(_DATE)).then(text)
+    year = shaped.str.slice(0, 4).cast(nw.Int64)
+    month = shaped.str.slice(5, 2).cast(nw.Int64)
+    day = shaped.str.slice(8, 2).cast(nw.Int64)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    days_in_month = (
+        nw.when(month == 2)
+        .then(nw.when(leap).then(29).otherwise(28))
+        .otherwise(nw.when(month.is_in([4, 6, 9, 11])).then(30).otherwise(31))
+    )
+    return ((month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month)).fill_null(False)
+
+
+def parse_date(name: str) -> nw.Expr:
+    """The column as a Date where it is a real calendar date, else null."""
+    text = nw.col(name)
+    return nw.when(_valid_date(text)).then(text).otherwise(None).str.to_date("%Y-%m-%d")
+
+
+def parse_float(name: str) -> nw.Expr:
+    text = nw.col(name)
+    return nw.when(text.str.contains(_FLOAT)).then(text).otherwise(None).cast(nw.Float64)
+
+
+def parse_int(name: str) -> nw.Expr:
+    text = nw.col(name)
+    return nw.when(text.str.contains(_INT)).then(text).otherwise(None).cast(nw.Int64)
+
+
+def parse_bool(name: str) -> nw.Expr:
+    text = nw.col(name).str.to_lowercase()
+    return nw.when(text.is_in(_TRUE)).then(nw.lit(True)).when(text.is_in(_FALSE)).then(nw.lit(False))
+
+
+def typed(column: Column) -> nw.Expr:
+    """The column converted to its contract type (null where it does not parse)."""
+    parse = {"date": parse_date, "float": parse_float, "int": parse_int, "bool": parse_bool}
+    if column.type == "str":
+        return nw.col(column.name)
+    return parse[column.type](column.name).alias(column.name)
+
+
+def nhs_number_valid(text: nw.Expr) -> nw.Expr:
+    """True for ten digits whose Modulus 11 check digit holds (the NHS number rule)."""
+    shaped = nw.when(text.str.contains(r"^[0-9]{10}$")).then(text)
+    digits = [shaped.str.slice(i, 1).cast(nw.Int64) for i in range(10)]
+    total = digits[0] * 10
+    for i in range(1, 9):
+        total = total + digits[i] * (10 - i)
+    check = (11 - total % 11) % 11
+    return ((check != 10) & (check == digits[9])).fill_null(False)
+
+
+def column_checks(column: Column, extract_date: date) -> list[Check]:
+    """The checks of one column; later checks assume earlier ones passed (parsing is null-safe)."""
+    name = column.name
+    raw = nw.col(name)
+    present = ~raw.is_null()
+    checks: list[Check] = []
+    if not column.nullable:
+        checks.append(Check(name, "missing_value", f"{name} is required", raw.is_null()))
+    if column.type == "date":
+        value = parse_date(name)
+        checks += [
+            Check(name, "invalid_date", f"{name} is not a calendar date in YYYY-MM-DD form", present & value.is_null()),
+            Check(name, "date_before_1900", f"{name} is before 1900-01-01", value < nw.lit(EARLIEST)),
+            Check(name, "date_in_future", f"{name} is after the extract date", value > nw.lit(extract_date)),
+        ]
+    elif column.type in ("float", "int", "bool"):
+        kinds = {"float": "a number", "int": "a whole number", "bool": "true or false"}
+        value = typed(column)
+        checks.append(
+            Check(name, f"invalid_{column.type}", f"{name} is not {kinds[column.type]}", present & value.is_null())
+        )
+        if column.minimum is not None and column.maximum is not None:
+            checks.append(
+                Check(
+                    name,
+                    "out_of_range",
+                    f"{name} is outside {column.minimum:g} to {column.maximum:g}",
+                    (value < column.minimum) | (value > column.maximum),
+                )
+            )
+        if column.cost:
+            checks.append(Check(name, "negative_cost", f"{name} is negative", value < 0))
+    if column.codes is not None:
+        checks.append(
+            Check(name, "invalid_code", f"{name} is not {column.rule_text()}", present & ~raw.is_in(column.codes))
+        )
+    if column.pattern is not None:
+        checks.append(
+            Check(
+                name,
+                "invalid_format",
+                f"{name} is not {column.pattern_text}",
+                present & ~raw.str.contains(column.pattern),
+            )
+        )
+    return checks
+
+
+def table_checks(table: Table, extract_date: date) -> list[Check]:
+    """Column checks, date order and duplicate keys of a table (joins to other tables come later)."""
+    checks = [
+        check for column in table.columns if column.name != "person_id" for check in column_checks(column, extract_date)
+    ]
+    for earlier, later in table.date_order:
+        checks.append(
+            Check(later, "date_order", f"{later} is before {earlier}", parse_date(later) < parse_date(earlier))
+        )
+    if table.key:
+        keyed = nw.all_horizontal(*[~nw.col(k).is_null() for k in table.key], ignore_nulls=False)
+        repeat = keyed & (nw.col(ROW) != nw.col(ROW).min().over(*table.key))
+        checks.append(
+            Check(
+                ",".join(table.key),
+                "duplicate_key",
+                f"{', '.join(table.key)} repeats an earlier row (the first is kept)",
+                repeat,
+            )
+        )
+    return checks

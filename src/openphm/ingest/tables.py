@@ -1,0 +1,145 @@
+"""Turn one source table into loaded rows, quarantine rows and counts.
+
+The order for each row: identify the person (pseudonymise), remove opted-out people, then apply every
+rule; a row that breaks any rule goes to quarantine with one row per broken rule, and every other row is
+loaded with its contract types. Nothing here knows which engine runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import narwhals as nw
+
+from openphm.contract.reader import SourceFile
+from openphm.contract.schema import Table
+from openphm.engine import ROW, Engine, count
+from openphm.ingest.pseudonymise import normalise_nhs_number
+from openphm.ingest.rules import Check, nhs_number_valid, table_checks, typed
+
+QUARANTINE_COLUMNS = ("table", "row", "column", "reason", "message")
+_NHS = "_nhs_number"
+_OPTED = "_opted_out"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a source table's rows: ``input_rows == loaded + quarantined + opted_out``."""
+
+    table: str
+    input_rows: int
+    loaded: int
+    quarantined: int
+    opted_out: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.input_rows == self.loaded + self.quarantined + self.opted_out
+
+
+@dataclass(frozen=True)
+class Parent:
+    """Loaded keys a child table must match, with the reason used when it does not."""
+
+    column: str
+    keys: nw.LazyFrame
+    reason: str
+    message: str
+
+
+def identify(
+    frame: nw.LazyFrame, source: SourceFile, pseudonyms: nw.LazyFrame | None
+) -> tuple[nw.LazyFrame, list[Check]]:
+    """Give every row a ``person_id`` and the checks on its identifier.
+
+    NHS numbers are normalised and looked up in the pseudonym map (built from valid numbers only), so
+    an invalid number simply finds no pseudonym. A supplied ``person_id`` passes through, unless it is
+    itself a valid NHS number - then it is quarantined rather than stored in clear.
+    """
+    if source.id_column == "nhs_number":
+        assert pseudonyms is not None
+        frame = frame.with_columns(normalise_nhs_number("nhs_number").alias(_NHS)).join(
+            pseudonyms, left_on=_NHS, right_on="nhs_number", how="left"
+        )
+        raw = nw.col("nhs_number")
+        checks = [
+            Check("nhs_number", "missing_value", "nhs_number is required", raw.is_null()),
+            Check(
+                "nhs_number",
+                "invalid_nhs_number",
+                "nhs_number is not 10 digits with a valid Modulus 11 check digit",
+                ~raw.is_null() & nw.col("person_id").is_null(),
+            ),
+        ]
+        return frame.drop(_NHS), checks
+    raw = nw.col("person_id")
+    checks = [
+        Check("person_id", "missing_value", "person_id is required", raw.is_null()),
+        Check(
+            "person_id",
+            "person_id_is_nhs_number",
+            "person_id is a valid NHS number: supply it as nhs_number so that it is pseudonymised",
+            nhs_number_valid(raw),
+        ),
+    ]
+    return frame, checks
+
+
+def mark_opted_out(frame: nw.LazyFrame, opted: nw.LazyFrame, on: str) -> nw.LazyFrame:
+    """Flag rows whose ``on`` value is in ``opted`` (a frame of distinct keys)."""
+    return frame.join(opted.select(on).with_columns(nw.lit(True).alias(_OPTED)), on=on, how="left")
+
+
+def split(
+    engine: Engine,
+    table: Table,
+    frame: nw.LazyFrame,
+    checks: list[Check],
+    parents: list[Parent],
+    extract_date: date,
+) -> tuple[nw.LazyFrame, nw.LazyFrame, int]:
+    """Apply every check; return (loaded typed rows, quarantine rows, rows opted out).
+
+    ``frame`` may carry ``_opted_out`` (from :func:`mark_opted_out`); those rows are counted and dropped
+    before any rule is applied, so an opted-out person's data is never inspected further.
+    """
+    opted_out = 0
+    if _OPTED in frame.collect_schema().names():
+        frame = engine.persist(frame)
+        opted_out = count(frame.filter(~nw.col(_OPTED).is_null()))
+        frame = frame.filter(nw.col(_OPTED).is_null()).drop(_OPTED)
+    for parent in parents:
+        marker = f"_has_{parent.column}"
+        keys = parent.keys.select(parent.column).with_columns(nw.lit(True).alias(marker))
+        frame = frame.join(keys, on=parent.column, how="left")
+        checks = [
+            *checks,
+            Check(
+                parent.column,
+                parent.reason,
+                parent.message,
+                ~nw.col(parent.column).is_null() & nw.col(marker).is_null(),
+            ),
+        ]
+    checks = [*checks, *table_checks(table, extract_date)]
+    flags = [f"_v{i}" for i in range(len(checks))]
+    flagged = engine.persist(
+        frame.with_columns(*[c.violated.fill_null(False).alias(f) for c, f in zip(checks, flags, strict=True)])
+    )
+    quarantine = nw.concat(
+        [
+            flagged.filter(nw.col(f)).select(
+                nw.lit(table.name).alias("table"),
+                nw.col(ROW).alias("row"),
+                nw.lit(c.column).alias("column"),
+                nw.lit(c.reason).alias("reason"),
+                nw.lit(c.message).alias("message"),
+            )
+            for c, f in zip(checks, flags, strict=True)
+        ],
+        how="vertical",
+    )
+    clean = flagged.filter(~nw.any_horizontal(*[nw.col(f) for f in flags], ignore_nulls=False))
+    columns = [typed(c) for c in table.columns]
+    return clean.select(columns), quarantine, opted_out

@@ -1,0 +1,148 @@
+"""Run the registered stages in dependency order, writing each output through the engine.
+
+The runner knows nothing about what the stages compute. It orders them by their declared tables, checks
+that every required input exists, times each stage, counts the rows of each output, records both in the
+run log, and publishes the updated store only when every stage has succeeded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import narwhals as nw
+
+from openphm.engine import Engine, building, count
+from openphm.errors import PipelineError, StoreError
+from openphm.pipeline.runlog import RunLog, last_purpose
+from openphm.pipeline.stage import RunContext, Stage, registered_stages
+
+
+@dataclass(frozen=True)
+class StageReport:
+    name: str
+    seconds: float
+    rows: dict[str, int]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    purpose: str
+    as_of: tuple[date, ...]
+    stages: list[StageReport] = field(default_factory=list)
+
+
+def order_stages(stages: Iterable[Stage], available: set[str]) -> list[Stage]:
+    """Stages in an order where each runs after the stages producing its inputs.
+
+    Raises PipelineError for two stages writing one table, a required input nobody provides, or a cycle.
+    """
+    stages = list(stages)
+    producer: dict[str, str] = {}
+    for s in stages:
+        for table in s.outputs:
+            if table in producer:
+                raise PipelineError(f"tables: '{table}' is written by both {producer[table]} and {s.name}")
+            producer[table] = s.name
+    ordered: list[Stage] = []
+    done: set[str] = set()
+    pending = {s.name: s for s in stages}
+    while pending:
+        ready = [
+            s
+            for s in pending.values()
+            if all(t in done or (t not in producer and t in available) for t in s.inputs)
+            and all(t in done or t not in producer for t in s.optional_inputs)
+        ]
+        if not ready:
+            for s in pending.values():
+                missing = [t for t in s.inputs if t not in producer and t not in available]
+                if missing:
+                    raise StoreError(f"stage {s.name}: the store has no table '{missing[0]}' (was it ingested?)")
+            raise PipelineError("stages: their inputs form a cycle: " + ", ".join(sorted(pending)))
+        for s in sorted(ready, key=lambda s: s.name):
+            ordered.append(s)
+            done.update(s.outputs)
+            del pending[s.name]
+    return ordered
+
+
+def default_as_of(engine: Engine) -> tuple[date, ...]:
+    """The ends of the financial years (31 March) that the activity data cover, else the extract date.
+
+    NHS data years run April to March, so four years of data give four year-end snapshots.
+    """
+    extract = _extract_date(engine)
+    first, last = _activity_span(engine) or (extract, extract)
+    ends = tuple(date(y, 3, 31) for y in range(first.year, last.year + 1) if first <= date(y, 3, 31) <= last)
+    return ends or (min(last, extract),)
+
+
+def _extract_date(engine: Engine) -> date:
+    rows = engine.table("run_log").filter(nw.col("metric") == "extract_date").select("detail").collect().rows()
+    return date.fromisoformat(rows[-1][0]) if rows else date.today()
+
+
+_ACTIVITY_DATES = {
+    "gp_event": "event_date",
+    "apc_episode": "admission_date",
+    "ae_attendance": "arrival_date",
+    "op_appointment": "appointment_date",
+    "gp_medication": "issue_date",
+}
+
+
+def _activity_span(engine: Engine) -> tuple[date, date] | None:
+    spans = [
+        engine.table(t).select(nw.col(c).min().alias("first"), nw.col(c).max().alias("last")).collect().row(0)
+        for t, c in _ACTIVITY_DATES.items()
+        if engine.has_table(t)
+    ]
+    spans = [s for s in spans if s[0] is not None]
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+
+
+def run(
+    store: Path,
+    *,
+    engine: str = "duckdb",
+    as_of: tuple[date, ...] = (),
+    stages: Iterable[Stage] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run the pipeline on ``store`` and publish the store with the new tables added."""
+    step = progress or (lambda _message: None)
+    with building(store, engine, start_from_existing=True) as eng:
+        purpose = last_purpose(eng)
+        if purpose is None:
+            raise StoreError(f"{store}: has no ingest record in run_log; run 'phm ingest' first")
+        dates = tuple(sorted(set(as_of))) or default_as_of(eng)
+        log = RunLog("run", purpose, engine)
+        log.add("run", "as_of", "as_of", detail=",".join(d.isoformat() for d in dates))
+        result = RunResult(log.run_id, purpose, dates)
+        context = RunContext(dates, purpose, log.run_id, eng)
+        available = set(eng.tables())
+        chosen = list(registered_stages().values()) if stages is None else list(stages)
+        for s in order_stages(chosen, available):
+            step(s.name)
+            started = time.perf_counter()
+            inputs = {t: eng.table(t) for t in s.inputs}
+            inputs |= {t: eng.table(t) if eng.has_table(t) else None for t in s.optional_inputs}
+            outputs = s.function(inputs, context)
+            if set(outputs) != set(s.outputs):
+                raise PipelineError(f"stage {s.name}: returned {sorted(outputs)}, declared {sorted(s.outputs)}")
+            rows = {}
+            for table, frame in outputs.items():
+                eng.write(table, frame)
+                rows[table] = count(eng.table(table))
+            seconds = time.perf_counter() - started
+            log.add("stage", s.name, "seconds", seconds)
+            for table, n in rows.items():
+                log.add("stage", s.name, f"rows:{table}", n)
+            result.stages.append(StageReport(s.name, seconds, rows))
+        log.write(eng)
+    return result

@@ -1,0 +1,74 @@
+"""What a stage is: a named function from declared input tables to declared output tables.
+
+A stage never opens files, never collects the population into Python and never learns which engine
+runs it: it receives narwhals LazyFrames and returns LazyFrames. Declaring inputs and outputs lets the
+runner order stages, check that every table a stage needs exists, and time and count each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import narwhals as nw
+
+from openphm.engine import Engine
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The parameters of one pipeline run that every stage may read."""
+
+    as_of: tuple[date, ...]
+    """Snapshot dates; stages that describe a person 'as at' a date produce one row per date."""
+    purpose: str
+    run_id: str
+    engine: Engine
+    """For :meth:`Engine.frame` only (small parameter tables); stages must not read or write through it."""
+
+
+StageFunction = Callable[[Mapping[str, nw.LazyFrame | None], RunContext], Mapping[str, nw.LazyFrame]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A declared step of the pipeline."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    function: StageFunction
+    optional_inputs: tuple[str, ...] = ()
+    """Tables used when present; the function receives None for an absent one and must say so in its output."""
+    description: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, Stage] = {}
+
+
+def stage(
+    name: str,
+    *,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    optional_inputs: tuple[str, ...] = (),
+) -> Callable[[StageFunction], StageFunction]:
+    """Register the decorated function as a pipeline stage."""
+
+    def register(function: StageFunction) -> StageFunction:
+        if name in _REGISTRY:
+            raise ValueError(f"stage {name!r} is registered twice")
+        doc = (function.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = Stage(name, inputs, outputs, function, optional_inputs, doc[0] if doc else "")
+        return function
+
+    return register
+
+
+def registered_stages() -> dict[str, Stage]:
+    """Every stage of the package (importing :mod:`openphm.stages` registers them)."""
+    import openphm.stages  # noqa: F401 - imported for its registrations
+
+    return dict(_REGISTRY)

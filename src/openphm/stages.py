@@ -1,0 +1,7 @@
+"""The pipeline's stages: importing this module registers every one of them with the runner.
+
+A new stage is a new subpackage with a function decorated by :func:`openphm.pipeline.stage`, and one
+import line here; the runner itself does not change.
+"""
+
+import openphm.population  # noqa: F401
