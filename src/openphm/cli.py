@@ -156,7 +156,7 @@ def tables(store: Store, engine: Engine = "duckdb") -> None:
     with _reporting():
         counts = api.table_counts(store, engine)
     for name, n in counts.items():
-        console.print(f"{name}\t{n}")
+        typer.echo(f"{name}\t{n}")  # plain tab-separated text, for scripts
 
 
 @key_app.command("new")

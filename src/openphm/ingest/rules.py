@@ -18,7 +18,16 @@ from openphm.engine import ROW
 EARLIEST = date(1900, 1, 1)
 _FLOAT = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 _INT = r"^[+-]?[0-9]{1,18}$"
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+CALENDAR_DATE = (
+    r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)$"
+)
+"""A real calendar date in YYYY-MM-DD form, leap years included, as one regular expression.
+
+One pattern keeps query plans small (a component-by-component check made plan building, not data, the
+cost of a small ingest) and reads the same in DuckDB (RE2), Polars (Rust regex) and Spark (Java).
+"""
 _TRUE = ("true", "t", "1", "yes", "y")
 _FALSE = ("false", "f", "0", "no", "n")
 
@@ -34,17 +43,7 @@ class Check:
 
 
 def _valid_date(text: nw.Expr) -> nw.Expr:
-    shaped = nw.when(text.str.contains(_DATE)).then(text)
-    year = shaped.str.slice(0, 4).cast(nw.Int64)
-    month = shaped.str.slice(5, 2).cast(nw.Int64)
-    day = shaped.str.slice(8, 2).cast(nw.Int64)
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    days_in_month = (
-        nw.when(month == 2)
-        .then(nw.when(leap).then(29).otherwise(28))
-        .otherwise(nw.when(month.is_in([4, 6, 9, 11])).then(30).otherwise(31))
-    )
-    return ((month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month)).fill_null(False)
+    return text.str.contains(CALENDAR_DATE).fill_null(False)
 
 
 def parse_date(name: str) -> nw.Expr:

@@ -1,0 +1,5 @@
+"""``python -m openphm`` is the ``phm`` command."""
+
+from openphm.cli import app
+
+app(prog_name="phm")

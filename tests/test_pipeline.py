@@ -1,0 +1,77 @@
+"""The runner: dependency order, declared tables, timing and row counts in run_log, default as_of dates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import narwhals as nw
+import pytest
+from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
+
+from openphm.errors import PipelineError, StoreError
+from openphm.ingest import ingest
+from openphm.pipeline import Stage, order_stages, registered_stages, run
+
+Rows = dict[str, list[dict[str, object]]]
+
+
+def _noop(tables: object, context: object) -> dict[str, nw.LazyFrame]:
+    return {}
+
+
+def _stage(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> Stage:
+    return Stage(name, inputs, outputs, _noop)
+
+
+def test_stages_run_after_the_stages_that_feed_them() -> None:
+    stages = [
+        _stage("c", ("b_out",), ("c_out",)),
+        _stage("a", ("person",), ("a_out",)),
+        _stage("b", ("a_out",), ("b_out",)),
+    ]
+    assert [s.name for s in order_stages(stages, {"person"})] == ["a", "b", "c"]
+
+
+def test_two_stages_writing_one_table_is_an_error() -> None:
+    with pytest.raises(PipelineError, match="written by both"):
+        order_stages([_stage("a", (), ("t",)), _stage("b", (), ("t",))], set())
+
+
+def test_cycle_is_an_error() -> None:
+    with pytest.raises(PipelineError, match="cycle"):
+        order_stages([_stage("a", ("y",), ("x",)), _stage("b", ("x",), ("y",))], set())
+
+
+def test_missing_input_names_the_table() -> None:
+    with pytest.raises(StoreError, match="'gp_event'"):
+        order_stages([_stage("a", ("gp_event",), ("x",))], {"person"})
+
+
+def _counting(tables: dict[str, nw.LazyFrame], context: object) -> dict[str, nw.LazyFrame]:
+    return {"adults": tables["population"].filter(nw.col("age") >= 18).select("person_id", "as_of")}
+
+
+def test_runner_writes_outputs_and_logs_time_and_rows(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    store = store_path(tmp_path, "duckdb")
+    people = [person(ALICE), person(BOB, date_of_birth="2015-01-01")]
+    ingest(source({"person": people}), store, key=KEY, extract_date=EXTRACT)
+    stages = [*registered_stages().values(), Stage("adults", ("population",), ("adults",), _counting)]
+    result = run(store, as_of=(date(2024, 3, 31),), stages=stages)
+
+    assert [s.name for s in result.stages] == ["population", "adults"]
+    assert read_table(store, "adults").height == 1
+    log = read_table(store, "run_log").filter(command="run", step="stage")
+    rows = {(r["item"], r["metric"]): r["value"] for r in log.iter_rows(named=True)}
+    assert rows[("adults", "rows:adults")] == 1 and rows[("population", "rows:population")] == 2
+    assert rows[("adults", "seconds")] >= 0
+    assert read_table(store, "run_log").filter(command="run", metric="purpose")["detail"].to_list() == ["planning"]
+
+
+def test_default_as_of_is_each_financial_year_end_in_the_data(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    store = store_path(tmp_path, "duckdb")
+    events = [{"nhs_number": ALICE, "event_date": d, "snomed_code": "38341003"} for d in ("2021-04-01", "2025-03-31")]
+    ingest(source({"person": [person(ALICE)], "gp_event": events}), store, key=KEY, extract_date=EXTRACT)
+    result = run(store)
+    assert result.as_of == tuple(date(y, 3, 31) for y in (2022, 2023, 2024, 2025))
