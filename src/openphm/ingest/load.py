@@ -91,9 +91,9 @@ def _pseudonym_map(
     ]
     if not numbers:
         return None
-    distinct = engine.persist(
-        nw.concat(numbers, how="vertical").filter(nhs_number_valid(nw.col("nhs_number"))).unique()
-    )
+    # Distinct first: the Modulus 11 check then runs once per person, not once per event row.
+    distinct = engine.persist(nw.concat(numbers, how="vertical").unique())
+    distinct = engine.persist(distinct.filter(nhs_number_valid(nw.col("nhs_number"))))
     return engine.persist(engine.map_strings(distinct, "nhs_number", "person_id", KeyedHash(key)))
 
 
@@ -200,7 +200,8 @@ def _load_all(
             log.add("opt_out", "opt_out", "not_applied", detail=f"purpose {purpose}: the opt-out does not apply")
 
     loaded_keys: dict[str, nw.LazyFrame] = {}
-    reference: dict[str, nw.LazyFrame] = {"lsoa": default_lsoa(eng)}
+    if "lsoa" not in sources:
+        eng.write("lsoa", default_lsoa(eng))
     opted_episodes = None
     for name in _ORDER:
         if name not in sources:
@@ -216,48 +217,51 @@ def _load_all(
                 )
         elif opted_episodes is not None and table.parent == ("apc_episode", "episode_id"):
             frame = mark_opted_out(frame, opted_episodes, "episode_id")
-        parents = []
-        if table.person_level and name != "person":
-            parents.append(
-                Parent(
-                    "person_id",
-                    loaded_keys["person"],
-                    "unknown_person",
-                    "the person is not in the person table, or was quarantined there",
-                )
-            )
-        if table.parent is not None:
-            parent_table, column = table.parent
-            if parent_table not in loaded_keys:
-                raise InputError(f"{sources[name].path}: needs {parent_table} in the same folder")
-            parents.append(
-                Parent(
-                    column,
-                    loaded_keys[parent_table],
-                    f"orphan_{column.removesuffix('_id')}",
-                    f"{column} has no loaded {parent_table} row (absent, or quarantined there)",
-                )
-            )
+        parents = _parents(name, loaded_keys, sources)
         loaded, quarantine, opted_out = split(eng, table, frame, checks[name], parents, extract_date)
         if name == "person":
-            loaded = _person(loaded, reference["lsoa"], reference.get("practice"))
-        loaded = eng.persist(loaded)
-        if table.reference:
-            reference[name] = loaded
-        else:
-            eng.write(name, loaded)
-        if name == "person":
-            loaded_keys["person"] = eng.table("person").select("person_id")
-        if name == "apc_episode":
-            loaded_keys["apc_episode"] = eng.table("apc_episode").select("episode_id")
+            loaded = _person(loaded, eng.table("lsoa"), eng.table("practice") if "practice" in sources else None)
+        eng.write(name, loaded)
+        loaded = eng.table(name)
+        if name in _KEYS:
+            loaded_keys[name] = loaded.select(_KEYS[name])
         quarantine = eng.persist(quarantine)
         rows_quarantined = count(quarantine.select("row").unique())
         _record(
             eng, log, result, Outcome(name, input_rows[name], count(loaded), rows_quarantined, opted_out), quarantine
         )
-    eng.write("lsoa", reference["lsoa"])
-    if "practice" in reference:
-        eng.write("practice", reference["practice"])
+
+
+_KEYS = {"person": "person_id", "apc_episode": "episode_id"}
+"""Loaded tables that other tables must match, and the column they are matched on."""
+
+
+def _parents(name: str, loaded_keys: dict[str, nw.LazyFrame], sources: dict[str, SourceFile]) -> list[Parent]:
+    """The loaded rows that the rows of table ``name`` must belong to."""
+    table = TABLES[name]
+    parents = []
+    if table.person_level and name != "person":
+        parents.append(
+            Parent(
+                "person_id",
+                loaded_keys["person"],
+                "unknown_person",
+                "the person is not in the person table, or was quarantined there",
+            )
+        )
+    if table.parent is not None:
+        parent_table, column = table.parent
+        if parent_table not in loaded_keys:
+            raise InputError(f"{sources[name].path}: needs {parent_table} in the same folder")
+        parents.append(
+            Parent(
+                column,
+                loaded_keys[parent_table],
+                f"orphan_{column.removesuffix('_id')}",
+                f"{column} has no loaded {parent_table} row (absent, or quarantined there)",
+            )
+        )
+    return parents
 
 
 def _record(eng: Engine, log: RunLog, result: IngestResult, outcome: Outcome, quarantine: nw.LazyFrame) -> None:

@@ -16,7 +16,7 @@ from openphm.contract.reader import SourceFile
 from openphm.contract.schema import Table
 from openphm.engine import ROW, Engine, count
 from openphm.ingest.pseudonymise import normalise_nhs_number
-from openphm.ingest.rules import Check, nhs_number_valid, table_checks, typed
+from openphm.ingest.rules import Check, loaded_columns, nhs_number_valid, table_checks, with_parsed
 
 QUARANTINE_COLUMNS = ("table", "row", "column", "reason", "message")
 _NHS = "_nhs_number"
@@ -122,6 +122,7 @@ def split(
                 ~nw.col(parent.column).is_null() & nw.col(marker).is_null(),
             ),
         ]
+    frame = with_parsed(frame, table)
     checks = [*checks, *table_checks(table, extract_date)]
     flags = [f"_v{i}" for i in range(len(checks))]
     flagged = engine.persist(
@@ -141,5 +142,4 @@ def split(
         how="vertical",
     )
     clean = flagged.filter(~nw.any_horizontal(*[nw.col(f) for f in flags], ignore_nulls=False))
-    columns = [typed(c) for c in table.columns]
-    return clean.select(columns), quarantine, opted_out
+    return clean.select(loaded_columns(table)), quarantine, opted_out

@@ -1,0 +1,36 @@
+"""Regenerate the generated documentation pages: ``python scripts/generate_docs.py``.
+
+- docs/input-contract.md from the contract declared in code;
+- docs/cli.md from the Typer application (via Typer's own ``utils docs``).
+A test fails when either page is out of date.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from openphm.contract.docs import render
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def cli_reference() -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "typer", "openphm.cli", "utils", "docs", "--name", "phm", "--title", "CLI reference"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.rstrip() + "\n"
+
+
+def main() -> None:
+    (DOCS / "input-contract.md").write_text(render(), encoding="utf-8")
+    (DOCS / "cli.md").write_text(cli_reference(), encoding="utf-8")
+    print(f"written {DOCS / 'input-contract.md'} and {DOCS / 'cli.md'}")
+
+
+if __name__ == "__main__":
+    main()
