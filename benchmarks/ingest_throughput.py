@@ -167,10 +167,8 @@ def main() -> None:
             floor = bare_read_seconds(work / "source")
             for engine in args.engines.split(","):
                 seconds, peak = ingest_once(work / "source", engine, work)
-                print(
-                    f"{engine:8} {people:>10,} {rows:>12,} {seconds:>9.1f} {rows / seconds:>11,.0f} {peak:>9,.0f} "
-                    f"{seconds / floor:>11.1f}"
-                )
+                figures = (people, rows, f"{seconds:.1f}", round(rows / seconds), round(peak), f"{seconds / floor:.1f}")
+                print(f"{engine:8} " + " ".join(f"{f:>11,}" if isinstance(f, int) else f"{f:>11}" for f in figures))
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
