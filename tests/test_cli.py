@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import ALICE, KEY, person
 
 Rows = dict[str, list[dict[str, object]]]

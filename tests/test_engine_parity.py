@@ -10,11 +10,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.conftest import EXTRACT, KEY, read_table, store_path
 
 from openphm.engine import open_store
 from openphm.ingest import ingest
 from openphm.pipeline import run
+from tests.conftest import EXTRACT, KEY, read_table, store_path
 
 
 def _tables(store: Path, engine: str) -> dict[str, pl.DataFrame]:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import ALICE, BOB, CAROL, EXTRACT, KEY, person, read_table, store_path
 
 from openphm.ingest import ingest
+from tests.conftest import ALICE, BOB, CAROL, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 

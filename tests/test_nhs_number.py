@@ -8,9 +8,9 @@ import narwhals as nw
 import nhs_number
 import polars as pl
 import pytest
-from tests.conftest import ALICE
 
 from openphm.ingest.rules import nhs_number_valid
+from tests.conftest import ALICE
 
 
 def _valid(values: list[str | None]) -> list[bool]:
