@@ -57,7 +57,7 @@ def test_runner_writes_outputs_and_logs_time_and_rows(source: Callable[[Rows], P
     store = store_path(tmp_path, "duckdb")
     people = [person(ALICE), person(BOB, date_of_birth="2015-01-01")]
     ingest(source({"person": people}), store, key=KEY, extract_date=EXTRACT)
-    stages = [*registered_stages().values(), Stage("adults", ("population",), ("adults",), _counting)]
+    stages = [registered_stages()["population"], Stage("adults", ("population",), ("adults",), _counting)]
     result = run(store, as_of=(date(2024, 3, 31),), stages=stages)
 
     assert [s.name for s in result.stages] == ["population", "adults"]

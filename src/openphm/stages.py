@@ -4,4 +4,6 @@ A new stage is a new subpackage with a function decorated by :func:`openphm.pipe
 import line here; the runner itself does not change.
 """
 
-import openphm.population  # noqa: F401
+import openphm.population
+import openphm.registers.measures
+import openphm.registers.register  # noqa: F401

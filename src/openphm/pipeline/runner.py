@@ -8,7 +8,7 @@ run log, and publishes the updated store only when every stage has succeeded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -112,6 +112,7 @@ def run(
     engine: str = "duckdb",
     as_of: tuple[date, ...] = (),
     stages: Iterable[Stage] | None = None,
+    params: Mapping[str, object] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the pipeline on ``store`` and publish the store with the new tables added."""
@@ -124,7 +125,7 @@ def run(
         log = RunLog("run", purpose, engine)
         log.add("run", "as_of", "as_of", detail=",".join(d.isoformat() for d in dates))
         result = RunResult(log.run_id, purpose, dates)
-        context = RunContext(dates, purpose, log.run_id, eng)
+        context = RunContext(dates, purpose, log.run_id, eng, dict(params or {}))
         available = set(eng.tables())
         chosen = list(registered_stages().values()) if stages is None else list(stages)
         for s in order_stages(chosen, available):
@@ -133,12 +134,15 @@ def run(
             inputs = {t: eng.table(t) for t in s.inputs}
             inputs |= {t: eng.table(t) if eng.has_table(t) else None for t in s.optional_inputs}
             outputs = s.function(inputs, context)
-            if set(outputs) != set(s.outputs):
+            if set(outputs) != set(s.outputs) | set(s.facts):
                 raise PipelineError(f"stage {s.name}: returned {sorted(outputs)}, declared {sorted(s.outputs)}")
             rows = {}
-            for table, frame in outputs.items():
-                eng.write(table, frame)
+            for table in s.outputs:
+                eng.write(table, outputs[table])
                 rows[table] = count(eng.table(table))
+            for table in s.facts:
+                for item, metric, value in outputs[table].select("item", "metric", "value").collect().rows():
+                    log.add("stage", f"{s.name}:{item}", metric, value)
             seconds = time.perf_counter() - started
             log.add("stage", s.name, "seconds", seconds)
             for table, n in rows.items():

@@ -26,6 +26,8 @@ class RunContext:
     run_id: str
     engine: Engine
     """For :meth:`Engine.frame` only (small parameter tables); stages must not read or write through it."""
+    params: Mapping[str, object] = field(default_factory=dict)
+    """Run options a stage may read, e.g. ``codelists``: a folder of the user's own definitions."""
 
 
 StageFunction = Callable[[Mapping[str, nw.LazyFrame | None], RunContext], Mapping[str, nw.LazyFrame]]
@@ -42,7 +44,8 @@ class Stage:
     optional_inputs: tuple[str, ...] = ()
     """Tables used when present; the function receives None for an absent one and must say so in its output."""
     description: str = ""
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    facts: tuple[str, ...] = ()
+    """Outputs that are facts for the run log, not store tables: rows of (item, metric, value)."""
 
 
 _REGISTRY: dict[str, Stage] = {}
@@ -54,6 +57,7 @@ def stage(
     inputs: tuple[str, ...],
     outputs: tuple[str, ...],
     optional_inputs: tuple[str, ...] = (),
+    facts: tuple[str, ...] = (),
 ) -> Callable[[StageFunction], StageFunction]:
     """Register the decorated function as a pipeline stage."""
 
@@ -61,7 +65,7 @@ def stage(
         if name in _REGISTRY:
             raise ValueError(f"stage {name!r} is registered twice")
         doc = (function.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Stage(name, inputs, outputs, function, optional_inputs, doc[0] if doc else "")
+        _REGISTRY[name] = Stage(name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts)
         return function
 
     return register

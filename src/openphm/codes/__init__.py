@@ -1,0 +1,16 @@
+"""Typed code systems, code lists, and the condition definitions shipped as package data."""
+
+from openphm.codes.codelist import Codelist
+from openphm.codes.conditions import Definition, load_definitions
+from openphm.codes.systems import CODED_COLUMNS, SYSTEMS, CodedColumn, CodeSystem, CodeSystemError
+
+__all__ = [
+    "CODED_COLUMNS",
+    "SYSTEMS",
+    "CodeSystem",
+    "CodeSystemError",
+    "CodedColumn",
+    "Codelist",
+    "Definition",
+    "load_definitions",
+]

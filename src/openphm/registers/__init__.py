@@ -1,0 +1,1 @@
+"""Condition registers and clinical measures, from code lists shipped as data."""

@@ -1,0 +1,176 @@
+"""The measures stage: each person's latest clinical measurements as at each as_of date.
+
+Readings come from primary care events whose SNOMED CT code is on a measure's list and that carry a value.
+Values outside the measure's plausible range (in its manifest, e.g. BMI 10-80) are dropped and counted in
+the run log. Several readings on one day count as one, their mean. Smoking status comes from status codes
+(never, ex, current and, where recorded, the amount smoked) mapped to the QRISK3 categories 0-4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import narwhals as nw
+import pyarrow as pa
+
+from openphm.codes import Definition
+from openphm.pipeline import RunContext, stage
+from openphm.registers.definitions import definitions
+
+MEASURES = {
+    "bmi": "bmi",
+    "systolic_bp": "sbp",
+    "diastolic_bp": "dbp",
+    "cholesterol_hdl_ratio": "cholesterol_ratio",
+    "egfr": "egfr",
+    "hba1c": "hba1c",
+}
+"""Measure definition id -> column prefix in the ``measure`` table."""
+WITH_PREVIOUS = ("sbp", "dbp")
+SMOKING = {
+    "smoking_never": 0,
+    "smoking_ex": 1,
+    "smoking_current": 2,
+    "smoking_current_light": 2,
+    "smoking_current_moderate": 3,
+    "smoking_current_heavy": 4,
+}
+"""Status definition -> QRISK3 smoke_cat. A current smoker whose amount is not recorded counts as light (2)."""
+CKD_STAGE_FROM_EGFR = ((90.0, 1), (60.0, 2), (30.0, 3), (15.0, 4))
+
+
+def _frame(context: RunContext, columns: dict[str, pa.Array]) -> nw.LazyFrame:
+    return context.engine.frame(pa.table(columns))
+
+
+def _codes(
+    context: RunContext, chosen: list[Definition], key: str, values: Mapping[str, object], value_type: pa.DataType
+) -> nw.LazyFrame:
+    pairs = [(code, values[d.id]) for d in chosen if d.id in values for code in d.codelists["snomed"].codes]
+    return _frame(
+        context,
+        {"snomed_code": pa.array([p[0] for p in pairs], pa.string()), key: pa.array([p[1] for p in pairs], value_type)},
+    )
+
+
+def _latest(readings: nw.LazyFrame) -> nw.LazyFrame:
+    """Per person, measure and as_of: the latest value, its date, the one before, and the SD of the last five."""
+    ranked = readings.with_columns(
+        nw.col("date").rank(method="dense", descending=True).over("person_id", "measure", "as_of").alias("n")
+    )
+    latest = ranked.filter(nw.col("n") == 1).select("person_id", "measure", "as_of", "value", "date")
+    previous = ranked.filter(nw.col("n") == 2).select(
+        "person_id", "measure", "as_of", nw.col("value").alias("previous"), nw.col("date").alias("previous_date")
+    )
+    spread = (
+        ranked.filter(nw.col("n") <= 5)
+        .group_by("person_id", "measure", "as_of")
+        .agg(nw.col("value").std().alias("sd5"))
+    )
+    keys = ["person_id", "measure", "as_of"]
+    return latest.join(previous, on=keys, how="left").join(spread, on=keys, how="left")
+
+
+@stage(
+    "measures", inputs=("population",), optional_inputs=("gp_event",), outputs=("measure",), facts=("measure_dropped",)
+)
+def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+    """Latest BMI, blood pressure (with SD and previous reading), cholesterol ratio, eGFR and CKD stage,
+    HbA1c and smoking category per person and as_of."""
+    population = tables["population"]
+    assert population is not None
+    base = population.select("person_id", "as_of")
+    events = tables.get("gp_event")
+    chosen = [d for d in definitions(context, ("measure", "status")) if "snomed" in d.codelists]
+    measure_defs = [d for d in chosen if d.id in MEASURES]
+    dates = _frame(context, {"as_of": pa.array(context.as_of, pa.date32())})
+
+    dropped = _frame(
+        context,
+        {"item": pa.array([], pa.string()), "metric": pa.array([], pa.string()), "value": pa.array([], pa.float64())},
+    )
+    result = base
+    if events is not None and measure_defs:
+        codes = _codes(context, measure_defs, "measure", MEASURES, pa.string())
+        limits = _frame(
+            context,
+            {
+                "measure": pa.array([MEASURES[d.id] for d in measure_defs], pa.string()),
+                "low": pa.array([d.plausible[0] if d.plausible else None for d in measure_defs], pa.float64()),
+                "high": pa.array([d.plausible[1] if d.plausible else None for d in measure_defs], pa.float64()),
+            },
+        )
+        readings = (
+            events.filter(~nw.col("value").is_null())
+            .join(codes, on="snomed_code", how="inner")
+            .join(limits, on="measure", how="left")
+            .with_columns(
+                (
+                    (~nw.col("low").is_null() & (nw.col("value") < nw.col("low")))
+                    | (~nw.col("high").is_null() & (nw.col("value") > nw.col("high")))
+                ).alias("implausible")
+            )
+        )
+        dropped = (
+            readings.filter(nw.col("implausible"))
+            .group_by("measure")
+            .agg(nw.len().cast(nw.Float64).alias("value"))
+            .select(nw.col("measure").alias("item"), nw.lit("implausible_dropped").alias("metric"), "value")
+        )
+        daily = (
+            readings.filter(~nw.col("implausible"))
+            .join(dates, how="cross")
+            .filter(nw.col("event_date") <= nw.col("as_of"))
+            .group_by("person_id", "measure", "as_of", "event_date")
+            .agg(nw.col("value").mean())
+            .rename({"event_date": "date"})
+        )
+        latest = _latest(daily)
+        for d in measure_defs:
+            prefix = MEASURES[d.id]
+            picked = [nw.col("value").alias(prefix), nw.col("date").alias(f"{prefix}_date")]
+            if prefix in WITH_PREVIOUS:
+                picked += [
+                    nw.col("previous").alias(f"{prefix}_previous"),
+                    nw.col("previous_date").alias(f"{prefix}_previous_date"),
+                ]
+            if prefix == "sbp":
+                picked.append(nw.col("sd5").alias("sbp_sd5"))
+            one = latest.filter(nw.col("measure") == prefix).select("person_id", "as_of", *picked)
+            result = result.join(one, on=["person_id", "as_of"], how="left")
+
+    result = _with_ckd_stage(result, has_egfr="egfr" in [MEASURES[d.id] for d in measure_defs])
+    smoking = [d for d in chosen if d.id in SMOKING]
+    if events is not None and smoking:
+        result = result.join(
+            _smoking(events, _codes(context, smoking, "category", SMOKING, pa.int64()), dates),
+            on=["person_id", "as_of"],
+            how="left",
+        )
+    return {"measure": result, "measure_dropped": dropped}
+
+
+def _with_ckd_stage(frame: nw.LazyFrame, *, has_egfr: bool) -> nw.LazyFrame:
+    if not has_egfr:
+        return frame
+    stage_expr = nw.when(nw.col("egfr").is_null()).then(None)
+    for floor, ckd_stage in CKD_STAGE_FROM_EGFR:
+        stage_expr = stage_expr.when(nw.col("egfr") >= floor).then(nw.lit(ckd_stage))
+    return frame.with_columns(stage_expr.otherwise(nw.lit(5)).cast(nw.Int64).alias("ckd_stage"))
+
+
+def _smoking(events: nw.LazyFrame, codes: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFrame:
+    """Latest smoking status per person and as_of; on a day with two statuses, the heavier counts."""
+    coded = (
+        events.join(codes, on="snomed_code", how="inner")
+        .join(dates, how="cross")
+        .filter(nw.col("event_date") <= nw.col("as_of"))
+        .group_by("person_id", "as_of", "event_date")
+        .agg(nw.col("category").max())
+    )
+    ranked = coded.with_columns(
+        nw.col("event_date").rank(method="dense", descending=True).over("person_id", "as_of").alias("n")
+    )
+    return ranked.filter(nw.col("n") == 1).select(
+        "person_id", "as_of", nw.col("category").alias("smoking_category"), nw.col("event_date").alias("smoking_date")
+    )

@@ -1,0 +1,110 @@
+"""The measures stage from crafted readings: latest values, SD of recent blood pressures, implausible values."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from openphm.ingest import ingest
+from openphm.ingest.pseudonymise import KeyedHash
+from openphm.pipeline import registered_stages, run
+from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
+from tests.test_register import CODELISTS, gp
+
+Rows = dict[str, list[dict[str, object]]]
+AS_OF = (date(2023, 3, 31), date(2024, 3, 31))
+BMI, SBP, DBP, EGFR = "60621009", "271649006", "271650006", "1011481000000105"
+
+
+def reading(nhs: str, when: str, code: str, value: object) -> dict[str, object]:
+    return {**gp(nhs, when, code), "value": value}
+
+
+@pytest.fixture
+def measured(
+    source: Callable[[Rows], Path], tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[pl.DataFrame, Path]:
+    engine = getattr(request, "param", "duckdb")
+    sbp = [
+        ("2019-01-01", 150),
+        ("2020-01-01", 140),
+        ("2021-01-01", 130),
+        ("2022-01-01", 120),
+        ("2022-06-01", 110),
+        ("2022-12-01", 100),
+    ]
+    events = [reading(ALICE, d, SBP, v) for d, v in sbp]
+    events += [
+        reading(ALICE, "2022-12-01", SBP, 90),  # same day as 100: one reading of 95
+        reading(ALICE, "2021-05-05", BMI, 31.2),
+        reading(ALICE, "2022-05-05", BMI, 29.0),
+        reading(ALICE, "2023-01-01", BMI, 8.0),  # implausible: dropped, counted
+        reading(ALICE, "2024-01-01", BMI, 95.0),  # implausible
+        reading(ALICE, "2022-01-01", DBP, 80),
+        reading(ALICE, "2023-02-01", DBP, 85),
+        reading(ALICE, "2022-01-01", EGFR, 42.0),
+        reading(BOB, "2023-01-01", EGFR, 12.0),
+        gp(ALICE, "2020-01-01", "77176002"),
+        gp(ALICE, "2022-01-01", "8517006"),  # current, then ex-smoker
+        gp(BOB, "2023-01-01", "77176002"),
+        gp(BOB, "2023-01-01", "230063004"),  # same day: heavy wins
+        reading(BOB, "2023-02-01", BMI, 27.5),
+        reading(BOB, "2023-06-01", BMI, 28.5),  # after the first as_of: only in the second snapshot
+    ]
+    store = store_path(tmp_path, engine)
+    ingest(
+        source({"person": [person(ALICE), person(BOB)], "gp_event": events}),
+        store,
+        key=KEY,
+        engine=engine,
+        extract_date=EXTRACT,
+    )
+    stages = [s for name, s in registered_stages().items() if name in ("population", "measures")]
+    run(store, engine=engine, as_of=AS_OF, stages=stages, params={"codelists": str(CODELISTS)})
+    ids = dict(zip(KeyedHash(KEY)([ALICE, BOB]), ["alice", "bob"], strict=True))
+    frame = read_table(store, "measure", engine).with_columns(pl.col("person_id").replace_strict(ids))
+    return frame.sort("person_id", "as_of"), store
+
+
+def _at(frame: pl.DataFrame, who: str, as_of: date) -> dict[str, object]:
+    return frame.filter(person_id=who, as_of=as_of).to_dicts()[0]
+
+
+@pytest.mark.parametrize("measured", ["duckdb", "polars"], indirect=True)
+def test_latest_values_and_dates(measured: tuple[pl.DataFrame, Path]) -> None:
+    frame, _ = measured
+    alice = _at(frame, "alice", AS_OF[0])
+    assert (alice["bmi"], alice["bmi_date"]) == (29.0, date(2022, 5, 5))
+    assert (alice["sbp"], alice["sbp_date"]) == (95.0, date(2022, 12, 1))
+    assert (alice["sbp_previous"], alice["sbp_previous_date"]) == (110.0, date(2022, 6, 1))
+    assert (alice["dbp"], alice["dbp_previous"]) == (85.0, 80.0)
+    assert alice["egfr"] == 42.0 and alice["ckd_stage"] == 3
+    assert alice["smoking_category"] == 1  # the latest status, ex-smoker, wins over the earlier current
+    bob = _at(frame, "bob", AS_OF[0])
+    assert bob["smoking_category"] == 4 and bob["ckd_stage"] == 5
+    assert bob["bmi"] == 27.5 and _at(frame, "bob", AS_OF[1])["bmi"] == 28.5
+    assert bob["sbp"] is None and bob["sbp_sd5"] is None
+
+
+def test_sbp_sd_of_the_last_five_readings(measured: tuple[pl.DataFrame, Path]) -> None:
+    frame, _ = measured
+    expected = statistics.stdev([95, 110, 120, 130, 140])  # the five latest days; 150 (2019) is the sixth
+    assert _at(frame, "alice", AS_OF[0])["sbp_sd5"] == pytest.approx(expected)
+
+
+def test_implausible_values_are_dropped_and_counted(measured: tuple[pl.DataFrame, Path]) -> None:
+    frame, store = measured
+    # The 2023-01-01 BMI of 8 is implausible, so the latest plausible one (2022-05-05) stands at 2024-03-31 too.
+    assert _at(frame, "alice", AS_OF[1])["bmi"] == 29.0
+    log = read_table(store, "run_log").filter(metric="implausible_dropped")
+    assert log.select("item", "value").rows() == [("measures:bmi", 2.0)]
+
+
+def test_everyone_in_the_population_has_a_row(measured: tuple[pl.DataFrame, Path]) -> None:
+    frame, _ = measured
+    assert frame.height == 4 and frame.select("person_id", "as_of").n_unique() == 4
