@@ -1,7 +1,8 @@
 """Regenerate the generated documentation pages: ``python scripts/generate_docs.py``.
 
 - docs/input-contract.md from the contract declared in code;
-- docs/cli.md from the Typer application (via Typer's own ``utils docs``).
+- docs/cli.md from the Typer application (via Typer's own ``utils docs``);
+- docs/conditions.md from the code list manifests.
 A test fails when either page is out of date.
 """
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from openphm.codes.docs import render as render_conditions
 from openphm.contract.docs import render
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -29,7 +31,8 @@ def cli_reference() -> str:
 def main() -> None:
     (DOCS / "input-contract.md").write_text(render(), encoding="utf-8")
     (DOCS / "cli.md").write_text(cli_reference(), encoding="utf-8")
-    print(f"written {DOCS / 'input-contract.md'} and {DOCS / 'cli.md'}")
+    (DOCS / "conditions.md").write_text(render_conditions(), encoding="utf-8")
+    print(f"written input-contract.md, cli.md and conditions.md in {DOCS}")
 
 
 if __name__ == "__main__":

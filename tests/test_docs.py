@@ -31,6 +31,14 @@ def test_cli_page_is_up_to_date() -> None:
     )
 
 
+def test_conditions_page_is_generated_from_the_manifests() -> None:
+    from openphm.codes.docs import render as render_conditions
+
+    assert (ROOT / "docs" / "conditions.md").read_text(encoding="utf-8") == render_conditions(), (
+        "run: python scripts/generate_docs.py"
+    )
+
+
 def test_every_documented_reason_has_a_test_and_every_tested_reason_is_documented() -> None:
     tested = {case[-1] for case in CASES} | {"person_id_is_nhs_number"}
     assert tested == reason_codes()

@@ -113,10 +113,20 @@ def run_pipeline(
         ),
     ] = None,
     engine: Engine = "duckdb",
+    codelists: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of your own condition definitions "
+            "(same layout as the package's), used instead of the shipped ones."
+        ),
+    ] = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
+    params = {"codelists": str(codelists)} if codelists else {}
     with _reporting() as progress:
-        result = api.run(store, engine=engine, as_of=tuple(_date(d) for d in as_of or ()), progress=progress)
+        result = api.run(
+            store, engine=engine, as_of=tuple(_date(d) for d in as_of or ()), params=params, progress=progress
+        )
     table = Table(title=f"Pipeline run {result.run_id} (purpose: {result.purpose})")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
