@@ -19,6 +19,50 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src/openphm/content/fixtures/demo"
 PEOPLE = 300
 START, END = date(2021, 4, 1), date(2025, 3, 31)
+CONTENT = ROOT / "src/openphm/content/codelists"
+PREVALENCE = {
+    "hypertension": 0.15,
+    "depression": 0.12,
+    "diabetes": 0.08,
+    "asthma": 0.07,
+    "chronic_kidney_disease": 0.04,
+    "cancer": 0.04,
+    "coronary_heart_disease": 0.03,
+    "atrial_fibrillation": 0.02,
+    "copd": 0.02,
+    "heart_failure": 0.01,
+    "dementia": 0.01,
+    "serious_mental_illness": 0.01,
+}
+READINGS = {
+    "bmi": (27, 5, "kg/m2"),
+    "systolic_bp": (132, 16, "mmHg"),
+    "diastolic_bp": (80, 10, "mmHg"),
+    "egfr": (75, 20, "mL/min/1.73m2"),
+    "hba1c": (42, 9, "mmol/mol"),
+}
+SMOKING = ["smoking_never", "smoking_never", "smoking_ex", "smoking_current"]
+FALLBACK = {
+    ("hypertension", "snomed"): "38341003",
+    ("diabetes", "snomed"): "44054006",
+    ("asthma", "snomed"): "195967001",
+    ("bmi", "snomed"): "60621009",
+    ("systolic_bp", "snomed"): "271649006",
+    ("egfr", "snomed"): "1011481000000105",
+    ("statins", "dmd"): "320000009",
+    ("hypertension", "icd10"): "I10X",
+}
+
+
+def pick(rng: random.Random, definition: str, system: str) -> str:
+    """A code of the shipped list (so the demo exercises the real lists), else a well-known stand-in."""
+    path = CONTENT / definition / f"{system}.csv"
+    if path.exists():
+        with path.open(encoding="utf-8") as handle:
+            codes = [row["code"] for row in csv.DictReader(handle)]
+        if codes:
+            return rng.choice(codes[: min(len(codes), 40)])
+    return FALLBACK.get((definition, system), {"snomed": "195967001", "icd10": "I500", "dmd": "320000009"}[system])
 
 
 def nhs_numbers(count: int) -> list[str]:
@@ -114,24 +158,20 @@ def main() -> None:
     ids = [p[0] for p in people]
     write("opt_out", ["nhs_number"], [[n] for n in rng.sample(ids, 9)] + [["1234567890"]])
 
-    codes = [
-        ("38341003", None, None),
-        ("44054006", None, None),
-        ("195967001", None, None),
-        ("60621009", "bmi", "kg/m2"),
-        ("271649006", "sbp", "mmHg"),
-        ("1015401000000102", "egfr", "mL/min"),
-    ]
     events = []
     for nhs in ids:
-        for _ in range(rng.randrange(0, 8)):
-            code, kind, unit = rng.choice(codes)
-            value = {
-                "bmi": round(rng.gauss(27, 5), 1),
-                "sbp": round(rng.gauss(130, 15)),
-                "egfr": round(rng.uniform(20, 100)),
-            }.get(kind or "")
-            events.append([nhs, day(rng).isoformat(), code, value, unit])
+        for condition, share in PREVALENCE.items():
+            if rng.random() < share:
+                for _ in range(rng.randint(1, 2)):
+                    events.append(
+                        [nhs, day(rng, date(2005, 1, 1)).isoformat(), pick(rng, condition, "snomed"), None, None]
+                    )
+        for measure, (mean, sd, unit) in READINGS.items():
+            for _ in range(rng.randrange(0, 4)):
+                events.append(
+                    [nhs, day(rng).isoformat(), pick(rng, measure, "snomed"), round(rng.gauss(mean, sd), 1), unit]
+                )
+        events.append([nhs, day(rng).isoformat(), pick(rng, rng.choice(SMOKING), "snomed"), None, None])
     events += [
         [stranger, "2022-01-01", "38341003", None, None],  # unknown_person
         [ids[0], "2022-01-01", "not-a-code", None, None],  # invalid_format
@@ -141,14 +181,14 @@ def main() -> None:
     write("gp_event", ["nhs_number", "event_date", "snomed_code", "value", "unit"], events)
 
     meds = [
-        [n, day(rng).isoformat(), rng.choice(["320000009", "318420003", "42000000"]), "0212000B0"]
+        [n, day(rng).isoformat(), pick(rng, rng.choice(["statins", "antihypertensives"]), "dmd"), None]
         for n in ids
         for _ in range(rng.randrange(0, 4))
     ]
     write("gp_medication", ["nhs_number", "issue_date", "dmd_code", "bnf_code"], meds)
 
     episodes, diagnoses, procedures = [], [], []
-    icd = ["I500", "J440", "E119", "N390", "R296", "F03X", "J18.1", "I10X", "S7200"]
+    icd = [pick(rng, c, "icd10") for c in PREVALENCE for _ in range(2)] + ["N390", "R296", "J18.1", "S7200"]
     for i, nhs in enumerate(rng.sample(ids, 120)):
         admitted = day(rng)
         method = rng.choice(["11", "12", "21", "21", "21", "22", "28", "31", "81"])
