@@ -49,10 +49,13 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, pl.D
 
 
 def _assert_same(reference: dict[str, pl.DataFrame], other: dict[str, pl.DataFrame]) -> None:
+    """Same tables, schemas and rows; floats equal to 1e-9 relative (engines sum in different orders)."""
+    from polars.testing import assert_frame_equal
+
     assert sorted(other) == sorted(reference)
     for name, frame in reference.items():
         assert other[name].schema == frame.schema, name
-        assert other[name].equals(frame), name
+        assert_frame_equal(other[name], frame, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def test_duckdb_and_polars_agree(stores: dict[str, dict[str, pl.DataFrame]]) -> None:

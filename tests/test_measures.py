@@ -101,8 +101,13 @@ def test_implausible_values_are_dropped_and_counted(measured: tuple[pl.DataFrame
     frame, store = measured
     # The 2023-01-01 BMI of 8 is implausible, so the latest plausible one (2022-05-05) stands at 2024-03-31 too.
     assert _at(frame, "alice", AS_OF[1])["bmi"] == 29.0
-    log = read_table(store, "run_log").filter(metric="implausible_dropped")
-    assert log.select("item", "value").rows() == [("measures:bmi", 2.0)]
+    log = read_table(store, "run_log").filter(metric="implausible_dropped").sort("item")
+    assert log.select("item", "value").rows() == [
+        ("measures:bmi", 2.0),
+        ("measures:dbp", 0.0),
+        ("measures:egfr", 0.0),
+        ("measures:sbp", 0.0),
+    ]
 
 
 def test_everyone_in_the_population_has_a_row(measured: tuple[pl.DataFrame, Path]) -> None:

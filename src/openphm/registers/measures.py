@@ -112,9 +112,8 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             )
         )
         dropped = (
-            readings.filter(nw.col("implausible"))
-            .group_by("measure")
-            .agg(nw.len().cast(nw.Float64).alias("value"))
+            readings.group_by("measure")
+            .agg(nw.col("implausible").cast(nw.Float64).sum().alias("value"))
             .select(nw.col("measure").alias("item"), nw.lit("implausible_dropped").alias("metric"), "value")
         )
         daily = (
