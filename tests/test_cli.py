@@ -85,7 +85,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, engine: str) -> None:
     result = phm("demo", "--out", str(tmp_path / "demo"), "--engine", engine, key=False)
     assert result.returncode == 0, result.stderr
     assert "throwaway" in result.stdout
-    assert "population" in result.stdout and "quarantine" in result.stdout
+    assert "Population" in result.stdout and "Quarantine by reason" in result.stdout and "2025-03-31" in result.stdout
     assert "leaked" not in result.stderr
 
 

@@ -69,9 +69,17 @@ def test_runner_writes_outputs_and_logs_time_and_rows(source: Callable[[Rows], P
     assert read_table(store, "run_log").filter(command="run", metric="purpose")["detail"].to_list() == ["planning"]
 
 
-def test_default_as_of_is_each_financial_year_end_in_the_data(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+def test_default_as_of_is_each_financial_year_end_of_the_activity(
+    source: Callable[[Rows], Path], tmp_path: Path
+) -> None:
     store = store_path(tmp_path, "duckdb")
-    events = [{"nhs_number": ALICE, "event_date": d, "snomed_code": "38341003"} for d in ("2021-04-01", "2025-03-31")]
-    ingest(source({"person": [person(ALICE)], "gp_event": events}), store, key=KEY, extract_date=EXTRACT)
+    visits = [{"nhs_number": ALICE, "attendance_id": f"A{d}", "arrival_date": d} for d in ("2021-04-01", "2025-03-31")]
+    history = [{"nhs_number": ALICE, "event_date": "1998-05-01", "snomed_code": "38341003"}]  # old GP history
+    ingest(
+        source({"person": [person(ALICE)], "ae_attendance": visits, "gp_event": history}),
+        store,
+        key=KEY,
+        extract_date=EXTRACT,
+    )
     result = run(store)
     assert result.as_of == tuple(date(y, 3, 31) for y in (2022, 2023, 2024, 2025))

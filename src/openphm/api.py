@@ -19,7 +19,18 @@ from openphm.engine import open_store
 from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.pipeline import RunResult, run
 
-__all__ = ["PURPOSES", "DemoResult", "demo", "ingest", "load_key", "new_key", "run", "table_counts"]
+__all__ = [
+    "PURPOSES",
+    "DemoResult",
+    "Summary",
+    "demo",
+    "ingest",
+    "load_key",
+    "new_key",
+    "run",
+    "summary",
+    "table_counts",
+]
 
 
 def new_key() -> bytes:
@@ -34,6 +45,38 @@ def table_counts(store: Path, engine: str = "duckdb") -> dict[str, int]:
     eng = open_store(store, engine)
     try:
         return {name: count(eng.table(name)) for name in eng.tables()}
+    finally:
+        eng.close()
+
+
+@dataclass
+class Summary:
+    """Headline figures of a store, for the terminal: counts only, nothing about any one person."""
+
+    population: list[tuple[object, int]]
+    registers: list[tuple[str, int]]
+    quarantine: list[tuple[str, str, int]]
+
+
+def summary(store: Path, engine: str = "duckdb", top: int = 12) -> Summary:
+    """People in the population at each as_of; the largest active registers at the latest; quarantine reasons."""
+    import narwhals as nw
+
+    eng = open_store(store, engine)
+    try:
+        population: list[tuple[object, int]] = []
+        registers: list[tuple[str, int]] = []
+        if eng.has_table("population"):
+            population = sorted(
+                eng.table("population").filter(nw.col("in_population")).group_by("as_of").agg(nw.len()).collect().rows()
+            )
+        if eng.has_table("register") and population:
+            latest = population[-1][0]
+            active = eng.table("register").filter(nw.col("active") & (nw.col("as_of") == nw.lit(latest)))
+            counts = active.group_by("definition").agg(nw.len()).collect().rows()
+            registers = sorted(counts, key=lambda r: (-r[1], r[0]))[:top]
+        reasons = eng.table("quarantine").group_by("table", "reason").agg(nw.len()).collect().rows()
+        return Summary(population, registers, sorted(reasons))
     finally:
         eng.close()
 

@@ -150,14 +150,30 @@ def demo(
     with _reporting() as progress:
         result = api.demo(out, engine=engine, progress=progress)
     _print_reconciliation(result.ingest)
-    counts = api.table_counts(result.store, engine)
-    summary = Table(title="Store tables")
-    summary.add_column("table")
-    summary.add_column("rows", justify="right")
-    for name, n in counts.items():
-        summary.add_row(name, f"{n:,}")
-    console.print(summary)
+    _print_summary(api.summary(result.store, engine))
     console.print(f"Store: {result.store.resolve()}")
+
+
+def _print_summary(figures: api.Summary) -> None:
+    table = Table(title="Population (registered and alive)")
+    table.add_column("as of")
+    table.add_column("people", justify="right")
+    for as_of, n in figures.population:
+        table.add_row(str(as_of), f"{n:,}")
+    console.print(table)
+    if figures.registers:
+        table = Table(title=f"Largest active registers at {figures.population[-1][0]}")
+        table.add_column("definition")
+        table.add_column("people", justify="right")
+        for name, n in figures.registers:
+            table.add_row(name, f"{n:,}")
+        console.print(table)
+    table = Table(title="Quarantine by reason")
+    for column in ("table", "reason", "rows"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for name, reason, n in figures.quarantine:
+        table.add_row(name, reason, f"{n:,}")
+    console.print(table)
 
 
 @app.command()

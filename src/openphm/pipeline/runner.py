@@ -72,14 +72,21 @@ def order_stages(stages: Iterable[Stage], available: set[str]) -> list[Stage]:
 
 
 def default_as_of(engine: Engine) -> tuple[date, ...]:
-    """The ends of the financial years (31 March) that the activity data cover, else the extract date.
+    """The ends of the financial years (31 March) that hold activity and are complete by the extract date.
 
     NHS data years run April to March, so four years of data give four year-end snapshots.
     """
     extract = _extract_date(engine)
     first, last = _activity_span(engine) or (extract, extract)
-    ends = tuple(date(y, 3, 31) for y in range(first.year, last.year + 1) if first <= date(y, 3, 31) <= last)
+    ends = tuple(
+        date(year, 3, 31) for year in range(_year_end(first), _year_end(last) + 1) if date(year, 3, 31) <= extract
+    )
     return ends or (min(last, extract),)
+
+
+def _year_end(day: date) -> int:
+    """The calendar year in which the financial year holding ``day`` ends."""
+    return day.year + 1 if day.month >= 4 else day.year
 
 
 def _extract_date(engine: Engine) -> date:
@@ -88,12 +95,14 @@ def _extract_date(engine: Engine) -> date:
 
 
 _ACTIVITY_DATES = {
-    "gp_event": "event_date",
     "apc_episode": "admission_date",
     "ae_attendance": "arrival_date",
     "op_appointment": "appointment_date",
-    "gp_medication": "issue_date",
+    "community_contact": "contact_date",
+    "mh_contact": "contact_date",
 }
+"""Service activity defines the data years. Primary care records are left out on purpose: a GP extract
+carries diagnoses from decades back, which would turn one extract into thirty snapshots."""
 
 
 def _activity_span(engine: Engine) -> tuple[date, date] | None:
