@@ -61,6 +61,14 @@ def test_malformed_csv_rows_name_the_file(source: Callable[[Rows], Path], tmp_pa
     assert "gp_event.csv" in line and ALICE not in line
 
 
+def test_child_table_without_its_parent_is_refused(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    folder = source(
+        {"person": [person(ALICE)], "apc_diagnosis": [{"episode_id": "E1", "position": 1, "icd10_code": "I50"}]}
+    )
+    line = _one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
+    assert "apc_diagnosis.csv" in line and "apc_episode" in line
+
+
 def test_person_table_is_required(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     line = _one_line_error(phm("ingest", str(tmp_path / "src"), "--store", str(tmp_path / "s.duckdb")))

@@ -70,6 +70,9 @@ def discover(folder: Path) -> tuple[dict[str, SourceFile], list[str]]:
         found[table.name] = _inspect(table, path, fmt)
     if "person" not in found:
         raise InputError(f"{folder / 'person.csv'}: the person table is required (person.csv or person.parquet)")
+    for src in found.values():
+        if src.table.parent and src.table.parent[0] not in found:
+            raise InputError(f"{src.path}: needs {src.table.parent[0]} in the same folder (its rows belong to it)")
     return found, ignored
 
 

@@ -217,7 +217,7 @@ def _load_all(
                 )
         elif opted_episodes is not None and table.parent == ("apc_episode", "episode_id"):
             frame = mark_opted_out(frame, opted_episodes, "episode_id")
-        parents = _parents(name, loaded_keys, sources)
+        parents = _parents(name, loaded_keys)
         loaded, quarantine, opted_out = split(eng, table, frame, checks[name], parents, extract_date)
         if name == "person":
             loaded = _person(loaded, eng.table("lsoa"), eng.table("practice") if "practice" in sources else None)
@@ -236,7 +236,7 @@ _KEYS = {"person": "person_id", "apc_episode": "episode_id"}
 """Loaded tables that other tables must match, and the column they are matched on."""
 
 
-def _parents(name: str, loaded_keys: dict[str, nw.LazyFrame], sources: dict[str, SourceFile]) -> list[Parent]:
+def _parents(name: str, loaded_keys: dict[str, nw.LazyFrame]) -> list[Parent]:
     """The loaded rows that the rows of table ``name`` must belong to."""
     table = TABLES[name]
     parents = []
@@ -250,9 +250,7 @@ def _parents(name: str, loaded_keys: dict[str, nw.LazyFrame], sources: dict[str,
             )
         )
     if table.parent is not None:
-        parent_table, column = table.parent
-        if parent_table not in loaded_keys:
-            raise InputError(f"{sources[name].path}: needs {parent_table} in the same folder")
+        parent_table, column = table.parent  # present: discover() refuses a child without its parent
         parents.append(
             Parent(
                 column,
