@@ -19,6 +19,7 @@ from tests.test_register import CODELISTS, gp
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31))
 BMI, SBP, DBP, EGFR = "60621009", "271649006", "271650006", "1011481000000105"
+RATIO, TOTAL, HDL = "166842003", "994351000000103", "1005681000000107"
 
 
 def reading(nhs: str, when: str, code: str, value: object) -> dict[str, object]:
@@ -55,6 +56,14 @@ def measured(
         gp(BOB, "2023-01-01", "230063004"),  # same day: heavy wins
         reading(BOB, "2023-02-01", BMI, 27.5),
         reading(BOB, "2023-06-01", BMI, 28.5),  # after the first as_of: only in the second snapshot
+        reading(ALICE, "2022-03-01", TOTAL, 5.0),
+        reading(ALICE, "2022-03-01", HDL, 1.25),  # no ratio recorded that day: derived, 4.0
+        reading(ALICE, "2023-01-15", TOTAL, 6.0),  # no HDL that day: no ratio
+        reading(ALICE, "2023-06-01", TOTAL, 4.0),
+        reading(ALICE, "2023-06-01", HDL, 0.1),  # implausible HDL: dropped, so no ratio of 40
+        reading(BOB, "2023-01-10", TOTAL, 6.0),
+        reading(BOB, "2023-01-10", HDL, 1.0),
+        reading(BOB, "2023-01-10", RATIO, 3.5),  # a recorded ratio stands over the derived 6.0
     ]
     store = store_path(tmp_path, engine)
     ingest(
@@ -91,6 +100,17 @@ def test_latest_values_and_dates(measured: tuple[pl.DataFrame, Path]) -> None:
     assert bob["sbp"] is None and bob["sbp_sd5"] is None
 
 
+@pytest.mark.parametrize("measured", ["duckdb", "polars"], indirect=True)
+def test_cholesterol_ratio_recorded_or_derived(measured: tuple[pl.DataFrame, Path]) -> None:
+    frame, _ = measured
+    alice = _at(frame, "alice", AS_OF[0])
+    assert (alice["cholesterol_ratio"], alice["cholesterol_ratio_date"]) == (4.0, date(2022, 3, 1))
+    assert (alice["total_cholesterol"], alice["hdl_cholesterol"]) == (6.0, 1.25)
+    assert _at(frame, "alice", AS_OF[1])["cholesterol_ratio"] == 4.0
+    bob = _at(frame, "bob", AS_OF[0])
+    assert (bob["cholesterol_ratio"], bob["cholesterol_ratio_date"]) == (3.5, date(2023, 1, 10))
+
+
 def test_sbp_sd_of_the_last_five_readings(measured: tuple[pl.DataFrame, Path]) -> None:
     frame, _ = measured
     expected = statistics.stdev([95, 110, 120, 130, 140])  # the five latest days; 150 (2019) is the sixth
@@ -104,9 +124,12 @@ def test_implausible_values_are_dropped_and_counted(measured: tuple[pl.DataFrame
     log = read_table(store, "run_log").filter(metric="implausible_dropped").sort("item")
     assert log.select("item", "value").rows() == [
         ("measures:bmi", 2.0),
+        ("measures:cholesterol_ratio", 0.0),
         ("measures:dbp", 0.0),
         ("measures:egfr", 0.0),
+        ("measures:hdl_cholesterol", 1.0),
         ("measures:sbp", 0.0),
+        ("measures:total_cholesterol", 0.0),
     ]
 
 

@@ -22,6 +22,8 @@ MEASURES = {
     "systolic_bp": "sbp",
     "diastolic_bp": "dbp",
     "cholesterol_hdl_ratio": "cholesterol_ratio",
+    "total_cholesterol": "total_cholesterol",
+    "hdl_cholesterol": "hdl_cholesterol",
     "egfr": "egfr",
     "hba1c": "hba1c",
 }
@@ -124,7 +126,7 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             .agg(nw.col("value").mean())
             .rename({"event_date": "date"})
         )
-        latest = _latest(daily)
+        latest = _latest(_with_derived_ratio(daily, limits))
         for d in measure_defs:
             prefix = MEASURES[d.id]
             picked = [nw.col("value").alias(prefix), nw.col("date").alias(f"{prefix}_date")]
@@ -138,7 +140,7 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             one = latest.filter(nw.col("measure") == prefix).select("person_id", "as_of", *picked)
             result = result.join(one, on=["person_id", "as_of"], how="left")
 
-    result = _with_ckd_stage(result, has_egfr="egfr" in [MEASURES[d.id] for d in measure_defs])
+    result = _with_ckd_stage(result, has_egfr=events is not None and any(d.id == "egfr" for d in measure_defs))
     smoking = [d for d in chosen if d.id in SMOKING]
     if events is not None and smoking:
         result = result.join(
@@ -147,6 +149,27 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             how="left",
         )
     return {"measure": result, "measure_dropped": dropped}
+
+
+def _with_derived_ratio(daily: nw.LazyFrame, limits: nw.LazyFrame) -> nw.LazyFrame:
+    """Daily readings plus a total/HDL cholesterol ratio on days that have both parts but no recorded ratio.
+
+    Many practices record the two results and not the ratio QRISK3 needs; a derived ratio outside the
+    ratio's plausible range is left out like a recorded one.
+    """
+    keys = ["person_id", "as_of", "date"]
+    total = daily.filter(nw.col("measure") == "total_cholesterol").select(*keys, nw.col("value").alias("total"))
+    hdl = daily.filter(nw.col("measure") == "hdl_cholesterol").select(*keys, nw.col("value").alias("hdl"))
+    recorded = daily.filter(nw.col("measure") == "cholesterol_ratio").select(*keys)
+    derived = (
+        total.join(hdl, on=keys, how="inner")
+        .join(recorded, on=keys, how="anti")
+        .with_columns(nw.lit("cholesterol_ratio").alias("measure"), (nw.col("total") / nw.col("hdl")).alias("value"))
+        .join(limits, on="measure", how="inner")
+        .filter((nw.col("value") >= nw.col("low")) & (nw.col("value") <= nw.col("high")))
+        .select(daily.collect_schema().names())
+    )
+    return nw.concat([daily, derived], how="vertical")
 
 
 def _with_ckd_stage(frame: nw.LazyFrame, *, has_egfr: bool) -> nw.LazyFrame:

@@ -1,0 +1,1 @@
+"""Risk scores: QRISK3, comorbidity indices (Charlson, Elixhauser, HFRS), frailty and multimorbidity."""
