@@ -254,9 +254,9 @@ where the condition can resolve. The per-definition code counts are in `docs/con
 ## Not shipped
 
 - `annalhead/CPRD_multimorbidity_codelists` lists (CC BY-NC-SA 4.0: non-commercial, share-alike) and the
-  GM-SDE condition lists other than the eFI deficits (no licence) are not used. Conditions for which they
-  were the only SNOMED CT source (bronchiectasis, chronic pain, physical disability) carry ICD-10 or lists
-  found elsewhere; see each manifest.
+  GM-SDE condition lists other than the eFI deficits (no licence) are not used. Where they were the only
+  SNOMED CT source (bronchiectasis, chronic pain, physical disability, never smoked), openphm ships the
+  parent SNOMED CT concepts it chose, and the definition is marked `completeness: partial`.
 
 ## Lists used
 """

@@ -46,10 +46,6 @@ QRISK3 = {
     "bmi", "systolic_bp", "cholesterol_hdl_ratio", "smoking_never", "smoking_ex", "smoking_current",
 }  # fmt: skip
 EFI_DEFICITS = 35
-NO_SNOMED = {
-    # conditions with no licensed SNOMED CT list yet (see content/codelists/SOURCE.md); hospital codes only
-    "chronic_pain", "physical_disability", "pulmonary_heart_disease", "severe_heart_failure",
-}  # fmt: skip
 
 
 def test_every_bridges_to_health_subsegment_has_a_definition() -> None:
@@ -69,8 +65,7 @@ def test_conditions_carry_primary_care_and_hospital_codes() -> None:
     conditions = [d for d in DEFINITIONS.values() if d.segment]
     for d in conditions:
         assert "icd10" in d.codelists, f"{d.id} has no ICD-10 list"
-        if d.id not in NO_SNOMED:
-            assert "snomed" in d.codelists, f"{d.id} has no SNOMED CT list"
+        assert "snomed" in d.codelists, f"{d.id} has no SNOMED CT list"
     assert "opcs4" in DEFINITIONS["end_stage_renal_failure"].codelists
 
 
