@@ -198,6 +198,19 @@ def key_new(path: Annotated[Path, typer.Argument(help="Where to write the key (m
 
 
 @app.command()
+def score(
+    index: Annotated[str, typer.Argument(help="The index: hfrs (Hospital Frailty Risk Score).")],
+    source: Annotated[Path, typer.Argument(help="Long-format ICD-10 CSV with columns id,code (others ignored).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the scores (CSV).")] = Path("scores.csv"),
+) -> None:
+    """Score hospital diagnoses per id: one row per id with its score (and band), written as CSV."""
+    with _reporting() as report:
+        report(f"scoring {source.name}")
+        n = api.score_file(index, source, out)
+    console.print(f"{n:,} ids scored; written to {out}")
+
+
+@app.command()
 def version() -> None:
     """Print the openphm version."""
     console.print(__version__)
