@@ -1,60 +1,17 @@
-"""The ``phm`` command: a thin layer that parses options, calls :mod:`openphm.api` and prints with Rich."""
+"""The core commands: ingest, run, demo, tables, key, score, version."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from openphm import __version__, api
-from openphm.errors import OpenPHMError
+from openphm.cli.common import Engine, Store, app, console, errors, key_app, parse_date, reporting
 from openphm.ingest.load import IngestResult
-
-app = typer.Typer(
-    name="phm",
-    help="openphm: population health management for England's health and care systems.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-key_app = typer.Typer(help="Manage the pseudonymisation key.", no_args_is_help=True)
-app.add_typer(key_app, name="key")
-console = Console()
-errors = Console(stderr=True)
-
-Engine = Annotated[str, typer.Option("--engine", "-e", help="Compute engine: duckdb (default), polars or spark.")]
-Store = Annotated[
-    Path, typer.Option("--store", "-s", help="The store: a .duckdb file (duckdb) or a folder (polars, spark).")
-]
-
-
-def _date(text: str) -> date:
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        raise typer.BadParameter(f"'{text}' is not a date in YYYY-MM-DD form") from None
-
-
-@contextmanager
-def _reporting() -> Iterator[Callable[[str], None]]:
-    """A Rich progress display for a long command; turns OpenPHMError into one line and exit code 2."""
-    try:
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors, transient=True
-        ) as progress:
-            task = progress.add_task("starting", total=None)
-            yield lambda message: progress.update(task, description=message)
-    except OpenPHMError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
 
 
 def _print_reconciliation(result: IngestResult) -> None:
@@ -88,7 +45,7 @@ def ingest(
     extract_date: Annotated[str | None, typer.Option(help="Dates after this are quarantined (default today).")] = None,
 ) -> None:
     """Validate, pseudonymise and load a source folder into a new store (replaced only on success)."""
-    with _reporting() as progress:
+    with reporting() as progress:
         key = api.load_key(key_file)
         result = api.ingest(
             source,
@@ -96,7 +53,7 @@ def ingest(
             key=key,
             purpose=purpose,
             engine=engine,
-            extract_date=_date(extract_date) if extract_date else None,
+            extract_date=parse_date(extract_date) if extract_date else None,
             progress=progress,
         )
     _print_reconciliation(result)
@@ -123,9 +80,9 @@ def run_pipeline(
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
     params = {"codelists": str(codelists)} if codelists else {}
-    with _reporting() as progress:
+    with reporting() as progress:
         result = api.run(
-            store, engine=engine, as_of=tuple(_date(d) for d in as_of or ()), params=params, progress=progress
+            store, engine=engine, as_of=tuple(parse_date(d) for d in as_of or ()), params=params, progress=progress
         )
     table = Table(title=f"Pipeline run {result.run_id} (purpose: {result.purpose})")
     table.add_column("stage")
@@ -147,7 +104,7 @@ def demo(
         "Using a throwaway pseudonymisation key held only in memory: "
         "this demo's pseudonyms cannot be linked to any other run."
     )
-    with _reporting() as progress:
+    with reporting() as progress:
         result = api.demo(out, engine=engine, progress=progress)
     _print_reconciliation(result.ingest)
     _print_summary(api.summary(result.store, engine))
@@ -179,7 +136,7 @@ def _print_summary(figures: api.Summary) -> None:
 @app.command()
 def tables(store: Store, engine: Engine = "duckdb") -> None:
     """List the tables of a store with their row counts."""
-    with _reporting():
+    with reporting():
         counts = api.table_counts(store, engine)
     for name, n in counts.items():
         typer.echo(f"{name}\t{n}")  # plain tab-separated text, for scripts
@@ -204,7 +161,7 @@ def score(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the scores (CSV).")] = Path("scores.csv"),
 ) -> None:
     """Score hospital diagnoses per id: one row per id with its score (and band), written as CSV."""
-    with _reporting() as report:
+    with reporting() as report:
         report(f"scoring {source.name}")
         n = api.score_file(index, source, out)
     console.print(f"{n:,} ids scored; written to {out}")

@@ -1,0 +1,1 @@
+"""The analytics stages: aggregates, inequalities and forecasts (tables `agg_*`)."""

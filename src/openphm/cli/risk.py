@@ -1,0 +1,1 @@
+"""`phm` commands for risk."""

@@ -1,0 +1,1 @@
+"""Cohorts for proactive care: definitions as data, members and attrition."""

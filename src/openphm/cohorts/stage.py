@@ -1,0 +1,1 @@
+"""The cohort stage (tables `cohort_member`, `cohort_attrition`)."""

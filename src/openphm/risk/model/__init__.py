@@ -1,0 +1,1 @@
+"""The emergency-admission model: features, training, model card and scoring."""

@@ -1,0 +1,1 @@
+"""The admission_risk stage: scores everyone with the current model."""

@@ -1,0 +1,1 @@
+"""Bridges to Health segments and subsegments, need tiers, transitions and explanations."""

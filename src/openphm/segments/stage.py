@@ -1,0 +1,1 @@
+"""The segment and segment_transition stages."""

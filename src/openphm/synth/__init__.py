@@ -1,0 +1,1 @@
+"""Synthetic England: a realistic, scalable synthetic population that satisfies the input contract."""
