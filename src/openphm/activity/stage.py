@@ -1,1 +1,296 @@
-"""The activity stage (table `activity`)."""
+"""The activity stage: per person and as_of, contacts, admissions, bed days and cost by setting.
+
+Windows end at the as_of date: the 12 months are the dates after the same day a year earlier, up to and
+including as_of, which for the default year-end snapshots is exactly the NHS data year (1 April - 31 March);
+24-month counts serve rules with a longer lookback (need tiers, frailty). Every population row gets a row,
+with zeros where nothing happened, so a sum over people is always a sum over the right denominator; a
+setting whose table is absent is null ('not available'), never a silent zero.
+
+Cost is the recorded one where a record has it, otherwise the default unit cost of its setting
+(``content/costs/unit_costs.csv``, replaceable with ``--unit-costs``). A GP contact is a day with a
+primary care coded event: the contract carries no appointment table, so this is a proxy, documented as one.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+import narwhals as nw
+import pyarrow as pa
+
+from openphm.content import content_path
+from openphm.errors import InputError
+from openphm.pipeline import RunContext, stage
+from openphm.pipeline.dates import day_number, days_between
+
+SETTINGS = ("gp", "ae", "emergency", "elective", "other_admissions", "outpatient", "community", "mh", "social_care")
+COUNTS = {
+    "gp": "gp_contacts",
+    "ae": "ae_attendances",
+    "emergency": "emergency_admissions",
+    "elective": "elective_admissions",
+    "other_admissions": "other_admissions",
+    "outpatient": "outpatient_attendances",
+    "community": "community_contacts",
+    "mh": "mh_contacts",
+}
+"""Setting -> count column over 12 months. Social care is counted in weeks, not contacts."""
+COUNTS_24M = {"ae": "ae_attendances_24m", "emergency": "emergency_admissions_24m", "mh": "mh_contacts_24m"}
+BED_DAYS = {"emergency": "emergency_bed_days", "elective": "elective_bed_days"}
+EMERGENCY_METHODS = ("21", "22", "23", "24", "25", "26", "27", "28")
+ELECTIVE_METHODS = ("11", "12", "13")
+SOURCES = (
+    "gp_event",
+    "gp_medication",
+    "ae_attendance",
+    "apc_episode",
+    "op_appointment",
+    "community_contact",
+    "mh_contact",
+    "social_care_service",
+    "waiting_list",
+)
+EVENT = ("person_id", "date", "setting", "kind", "cost", "bed_days")
+SOURCE_OF = {
+    "gp": "gp_event",
+    "ae": "ae_attendance",
+    "emergency": "apc_episode",
+    "elective": "apc_episode",
+    "other_admissions": "apc_episode",
+    "outpatient": "op_appointment",
+    "community": "community_contact",
+    "mh": "mh_contact",
+    "social_care": "social_care_service",
+}
+"""The table each setting is counted from: a setting whose table is absent is null ('not available'), not 0."""
+
+
+def unit_costs(path: Path | None = None) -> pa.Table:
+    """The unit cost table (setting, kind, cost_gbp), from the package or a user's file with the same columns."""
+    try:
+        if path is None:
+            with content_path("costs", "unit_costs.csv").open(encoding="utf-8", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        else:
+            with path.open(encoding="utf-8", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+    except OSError:
+        raise InputError(f"{path}: cannot read the unit costs file") from None
+    try:
+        costs = [float(r["cost_gbp"]) for r in rows]
+        keys = [(r["setting"], r["kind"]) for r in rows]
+    except (KeyError, ValueError):
+        raise InputError(f"{path}: unit costs need columns setting, kind, cost_gbp (a number)") from None
+    unknown = sorted({s for s, _ in keys} - set(SETTINGS))
+    if unknown:
+        raise InputError(f"{path}: unknown setting '{unknown[0]}' in unit costs")
+    return pa.table(
+        {
+            "setting": pa.array([k[0] for k in keys], pa.string()),
+            "kind": pa.array([k[1] for k in keys], pa.string()),
+            "unit_cost": pa.array(costs, pa.float64()),
+        }
+    )
+
+
+def years_before(day: date, years: int) -> date:
+    """The same calendar day ``years`` earlier (29 February becomes 28 February)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+def _dates(context: RunContext) -> nw.LazyFrame:
+    def column(years: int) -> pa.Array:
+        return pa.array([years_before(d, years) for d in context.as_of], pa.date32())
+
+    return context.engine.frame(
+        pa.table({"as_of": pa.array(context.as_of, pa.date32()), "start_12m": column(1), "start_24m": column(2)})
+    )
+
+
+def _events(frame: nw.LazyFrame, date_column: str, setting: str | nw.Expr, *, cost: bool = True) -> nw.LazyFrame:
+    return frame.select(
+        "person_id",
+        nw.col(date_column).alias("date"),
+        (nw.lit(setting) if isinstance(setting, str) else setting).alias("setting"),
+        nw.lit("any").alias("kind"),
+        (nw.col("cost") if cost else nw.lit(None, nw.Float64)).cast(nw.Float64).alias("cost"),
+        nw.lit(None, nw.Int64).alias("bed_days"),
+    )
+
+
+def _admissions(episodes: nw.LazyFrame) -> nw.LazyFrame:
+    """Episodes as events; bed days are nights from admission to discharge (still in hospital: none yet)."""
+    method = nw.col("admission_method")
+    setting = (
+        nw.when(method.is_in(EMERGENCY_METHODS))
+        .then(nw.lit("emergency"))
+        .when(method.is_in(ELECTIVE_METHODS))
+        .then(nw.lit("elective"))
+        .otherwise(nw.lit("other_admissions"))
+    )
+    nights = days_between("admission_date", "discharge_date")
+    return episodes.select(
+        "person_id",
+        nw.col("admission_date").alias("date"),
+        setting.alias("setting"),
+        nw.when(nights == 0).then(nw.lit("day_case")).otherwise(nw.lit("inpatient")).alias("kind"),
+        nw.col("cost").cast(nw.Float64),
+        nights.alias("bed_days"),
+    )
+
+
+def _event_sources(tables: Mapping[str, nw.LazyFrame | None]) -> list[nw.LazyFrame]:
+    parts = []
+    if (gp := tables.get("gp_event")) is not None:
+        parts.append(_events(gp.select("person_id", "event_date").unique(), "event_date", "gp", cost=False))
+    if (medication := tables.get("gp_medication")) is not None:
+        days = medication.select("person_id", "issue_date").unique()
+        parts.append(_events(days, "issue_date", "medication", cost=False))
+    if (ae := tables.get("ae_attendance")) is not None:
+        parts.append(_events(ae, "arrival_date", "ae"))
+    if (apc := tables.get("apc_episode")) is not None:
+        parts.append(_admissions(apc))
+    if (op := tables.get("op_appointment")) is not None:
+        parts.append(_events(op.filter(nw.col("attended").fill_null(False)), "appointment_date", "outpatient"))
+    for table, setting in (("community_contact", "community"), ("mh_contact", "mh")):
+        if (contacts := tables.get(table)) is not None:
+            parts.append(_events(contacts, "contact_date", setting))
+    return parts
+
+
+def _window_sums(events: nw.LazyFrame, dates: nw.LazyFrame, costs: nw.LazyFrame) -> nw.LazyFrame:
+    in_12m = nw.col("date") > nw.col("start_12m")
+    priced = (
+        events.join(dates, how="cross")
+        .filter((nw.col("date") > nw.col("start_24m")) & (nw.col("date") <= nw.col("as_of")))
+        .join(costs, on=["setting", "kind"], how="left")
+        .join(
+            costs.filter(nw.col("kind") == "any").select("setting", nw.col("unit_cost").alias("setting_cost")),
+            on="setting",
+            how="left",
+        )
+        .with_columns(
+            nw.coalesce(nw.col("cost"), nw.col("unit_cost"), nw.col("setting_cost"), nw.lit(0.0)).alias("cost")
+        )
+    )
+
+    def when(condition: nw.Expr, value: nw.Expr) -> nw.Expr:
+        return nw.when(condition).then(value).otherwise(nw.lit(0))
+
+    setting = nw.col("setting")
+    aggregates = [when(in_12m & (setting == s), nw.lit(1)).sum().alias(c) for s, c in COUNTS.items()]
+    aggregates += [when(setting == s, nw.lit(1)).sum().alias(c) for s, c in COUNTS_24M.items()]
+    aggregates += [
+        when(in_12m & (setting == s), nw.col("bed_days").fill_null(0)).sum().alias(c) for s, c in BED_DAYS.items()
+    ]
+    aggregates += [
+        when(in_12m & (setting == s), nw.col("cost")).sum().cast(nw.Float64).alias(f"cost_{s}")
+        for s in SETTINGS
+        if s != "social_care"
+    ]
+    aggregates.append(nw.len().alias("events_24m"))
+    return priced.group_by("person_id", "as_of").agg(*aggregates)
+
+
+def _social_care(services: nw.LazyFrame, dates: nw.LazyFrame, costs: nw.LazyFrame) -> nw.LazyFrame:
+    """Weeks of long-term support overlapping the 12 months, and their cost (weekly cost x weeks)."""
+    # Days in (window start, window end] that the service covers: its first day counts, like the as_of.
+    before_first_day = nw.max_horizontal(day_number("start_date") - 1, day_number("start_12m"))
+    last_day = day_number(nw.min_horizontal(nw.coalesce(nw.col("end_date"), nw.col("as_of")), nw.col("as_of")))
+    overlap = (
+        services.join(dates, how="cross")
+        .filter(
+            (nw.col("start_date") <= nw.col("as_of"))
+            & (nw.col("end_date").is_null() | (nw.col("end_date") > nw.col("start_12m")))
+        )
+        .with_columns(((last_day - before_first_day) / 7).alias("weeks"))
+        .join(
+            costs.filter(nw.col("setting") == "social_care").select(nw.col("kind").alias("service_type"), "unit_cost"),
+            on="service_type",
+            how="left",
+        )
+        .with_columns(
+            (nw.coalesce(nw.col("weekly_cost"), nw.col("unit_cost"), nw.lit(0.0)) * nw.col("weeks")).alias("cost")
+        )
+    )
+    return overlap.group_by("person_id", "as_of").agg(
+        nw.col("weeks").sum().alias("social_care_weeks"), nw.col("cost").sum().alias("cost_social_care")
+    )
+
+
+def _open_waiting_lists(waiting: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFrame:
+    return (
+        waiting.join(dates.select("as_of"), how="cross")
+        .filter(
+            (nw.col("referral_date") <= nw.col("as_of"))
+            & (nw.col("removal_date").is_null() | (nw.col("removal_date") > nw.col("as_of")))
+        )
+        .group_by("person_id", "as_of")
+        .agg(nw.len().alias("open_waiting_lists"))
+    )
+
+
+def _costs_frame(context: RunContext) -> nw.LazyFrame:
+    path = context.params.get("unit_costs")
+    return context.engine.frame(unit_costs(Path(str(path)) if path else None))
+
+
+@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=("activity",))
+def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+    """Contacts, admissions, bed days and cost per setting over 12 months (and some over 24) per person and as_of."""
+    population = tables["population"]
+    assert population is not None
+    keys = ["person_id", "as_of"]
+    dates = _dates(context)
+    costs = _costs_frame(context)
+    result = population.select(*keys)
+
+    if parts := _event_sources(tables):
+        sums = _window_sums(nw.concat([p.select(*EVENT) for p in parts], how="vertical"), dates, costs)
+        result = result.join(sums, on=keys, how="left")
+    else:
+        result = result.with_columns(nw.lit(None, nw.Int64).alias("events_24m"))
+    if (services := tables.get("social_care_service")) is not None:
+        result = result.join(_social_care(services, dates, costs), on=keys, how="left")
+    if (waiting := tables.get("waiting_list")) is not None:
+        result = result.join(_open_waiting_lists(waiting, dates), on=keys, how="left")
+
+    def available(setting: str) -> bool:
+        return tables.get(SOURCE_OF[setting]) is not None
+
+    ints = {c: available(s) for s, c in [*COUNTS.items(), *COUNTS_24M.items(), *BED_DAYS.items()]}
+    ints["open_waiting_lists"] = tables.get("waiting_list") is not None
+    floats = {f"cost_{s}": available(s) for s in SETTINGS} | {"social_care_weeks": available("social_care")}
+    present = set(result.collect_schema().names())
+
+    def filled(column: str, is_available: bool, zero: object, dtype: type[nw.DType]) -> nw.Expr:
+        if not is_available:
+            return nw.lit(None, dtype).alias(column)
+        return (nw.col(column).fill_null(zero) if column in present else nw.lit(zero)).cast(dtype).alias(column)
+
+    result = result.with_columns(
+        *[filled(c, ok, 0, nw.Int64) for c, ok in ints.items()],
+        *[filled(c, ok, 0.0, nw.Float64) for c, ok in floats.items()],
+        (nw.col("events_24m").fill_null(0) > 0 if parts else nw.lit(None, nw.Boolean)).alias("any_contact_24m"),
+    )
+    result = result.with_columns(
+        nw.sum_horizontal(*[nw.col(f"cost_{s}").fill_null(0.0) for s in SETTINGS]).alias("cost_total")
+    )
+    columns = [
+        *keys,
+        *COUNTS.values(),
+        *BED_DAYS.values(),
+        "social_care_weeks",
+        *(f"cost_{s}" for s in SETTINGS),
+        "cost_total",
+        *COUNTS_24M.values(),
+        "any_contact_24m",
+        "open_waiting_lists",
+    ]
+    return {"activity": result.select(*columns)}
