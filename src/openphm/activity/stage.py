@@ -166,18 +166,23 @@ def _event_sources(tables: Mapping[str, nw.LazyFrame | None]) -> list[nw.LazyFra
 
 def _window_sums(events: nw.LazyFrame, dates: nw.LazyFrame, costs: nw.LazyFrame) -> nw.LazyFrame:
     in_12m = nw.col("date") > nw.col("start_12m")
+    # Price each event once, before it is repeated for every as_of whose window holds it.
     priced = (
-        events.join(dates, how="cross")
-        .filter((nw.col("date") > nw.col("start_24m")) & (nw.col("date") <= nw.col("as_of")))
-        .join(costs, on=["setting", "kind"], how="left")
+        events.join(costs, on=["setting", "kind"], how="left")
         .join(
             costs.filter(nw.col("kind") == "any").select("setting", nw.col("unit_cost").alias("setting_cost")),
             on="setting",
             how="left",
         )
-        .with_columns(
-            nw.coalesce(nw.col("cost"), nw.col("unit_cost"), nw.col("setting_cost"), nw.lit(0.0)).alias("cost")
+        .select(
+            "person_id",
+            "date",
+            "setting",
+            "bed_days",
+            nw.coalesce(nw.col("cost"), nw.col("unit_cost"), nw.col("setting_cost"), nw.lit(0.0)).alias("cost"),
         )
+        .join(dates, how="cross")
+        .filter((nw.col("date") > nw.col("start_24m")) & (nw.col("date") <= nw.col("as_of")))
     )
 
     def when(condition: nw.Expr, value: nw.Expr) -> nw.Expr:

@@ -1,4 +1,4 @@
-"""The core commands: ingest, run, demo, tables, key, score, version."""
+"""The core commands: ingest, run, demo, tables, key, version."""
 
 from __future__ import annotations
 
@@ -77,9 +77,14 @@ def run_pipeline(
             "(same layout as the package's), used instead of the shipped ones."
         ),
     ] = None,
+    unit_costs: Annotated[
+        Path | None,
+        typer.Option(help="A CSV of your own unit costs (setting,kind,cost_gbp) instead of the national defaults."),
+    ] = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
-    params = {"codelists": str(codelists)} if codelists else {}
+    options = {"codelists": codelists, "unit_costs": unit_costs}
+    params = {name: str(value) for name, value in options.items() if value is not None}
     with reporting() as progress:
         result = api.run(
             store, engine=engine, as_of=tuple(parse_date(d) for d in as_of or ()), params=params, progress=progress
@@ -152,19 +157,6 @@ def key_new(path: Annotated[Path, typer.Argument(help="Where to write the key (m
     with os.fdopen(fd, "wb") as handle:
         handle.write(api.new_key() + b"\n")
     console.print(f"Key written to {path} (mode 600).")
-
-
-@app.command()
-def score(
-    index: Annotated[str, typer.Argument(help="The index: hfrs (Hospital Frailty Risk Score).")],
-    source: Annotated[Path, typer.Argument(help="Long-format ICD-10 CSV with columns id,code (others ignored).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the scores (CSV).")] = Path("scores.csv"),
-) -> None:
-    """Score hospital diagnoses per id: one row per id with its score (and band), written as CSV."""
-    with reporting() as report:
-        report(f"scoring {source.name}")
-        n = api.score_file(index, source, out)
-    console.print(f"{n:,} ids scored; written to {out}")
 
 
 @app.command()
