@@ -118,12 +118,12 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             .agg(nw.col("implausible").cast(nw.Float64).sum().alias("value"))
             .select(nw.col("measure").alias("item"), nw.lit("implausible_dropped").alias("metric"), "value")
         )
-        daily = (
+        daily = (  # one value a day first, then repeated for every as_of on or after it
             readings.filter(~nw.col("implausible"))
+            .group_by("person_id", "measure", "event_date")
+            .agg(nw.col("value").mean())
             .join(dates, how="cross")
             .filter(nw.col("event_date") <= nw.col("as_of"))
-            .group_by("person_id", "measure", "as_of", "event_date")
-            .agg(nw.col("value").mean())
             .rename({"event_date": "date"})
         )
         latest = _latest(_with_derived_ratio(daily, limits))
@@ -185,10 +185,10 @@ def _smoking(events: nw.LazyFrame, codes: nw.LazyFrame, dates: nw.LazyFrame) -> 
     """Latest smoking status per person and as_of; on a day with two statuses, the heavier counts."""
     coded = (
         events.join(codes, on="snomed_code", how="inner")
+        .group_by("person_id", "event_date")
+        .agg(nw.col("category").max())
         .join(dates, how="cross")
         .filter(nw.col("event_date") <= nw.col("as_of"))
-        .group_by("person_id", "as_of", "event_date")
-        .agg(nw.col("category").max())
     )
     ranked = coded.with_columns(
         nw.col("event_date").rank(method="dense", descending=True).over("person_id", "as_of").alias("n")
