@@ -16,15 +16,18 @@ from pathlib import Path
 
 from openphm.content import content_path
 from openphm.engine import open_store
-from openphm.errors import InputError
 from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.pipeline import RunResult, run
+from openphm.risk.scoring import SCORES, score_file
+from openphm.segments import explain
 
 __all__ = [
     "PURPOSES",
+    "SCORES",
     "DemoResult",
     "Summary",
     "demo",
+    "explain",
     "ingest",
     "load_key",
     "new_key",
@@ -111,37 +114,3 @@ def demo(
     ingested = ingest(source, store, key=new_key(), engine=engine, progress=progress)
     ran = run(store, engine=engine, progress=progress)
     return DemoResult(store, ingested, ran)
-
-
-SCORES = ("hfrs",)
-"""Indices ``score_file`` computes; Charlson and Elixhauser are still to come (issue 6)."""
-
-
-def score_file(index: str, source: Path, out: Path) -> int:
-    """Score a long-format ICD-10 file (``id,code``, other columns ignored): one row per id, written as CSV.
-
-    Returns the number of ids scored. The output has ``id``, ``score`` and, for HFRS, ``band``.
-    """
-    import narwhals as nw
-    import polars as pl
-
-    from openphm.risk.hfrs import category_points, hfrs
-
-    if index not in SCORES:
-        raise InputError(f"unknown score '{index}': available: {', '.join(SCORES)}")
-    try:
-        codes = pl.scan_csv(source, schema_overrides={"id": pl.String, "code": pl.String})
-        columns = codes.collect_schema().names()
-    except (OSError, pl.exceptions.PolarsError):
-        raise InputError(f"{source}: cannot be read as CSV") from None
-    missing = [c for c in ("id", "code") if c not in columns]
-    if missing:
-        raise InputError(f"{source}: missing column {', '.join(missing)}")
-    points = nw.from_native(pl.from_arrow(category_points()).lazy())  # type: ignore[arg-type]
-    scored = hfrs(nw.from_native(codes.select("id", "code")), points).rename({"hfrs": "score", "hfrs_band": "band"})
-    try:
-        result = scored.sort("id").collect("polars").to_native()
-    except pl.exceptions.PolarsError:
-        raise InputError(f"{source}: cannot be read as CSV") from None
-    result.write_csv(out)
-    return result.height

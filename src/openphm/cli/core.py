@@ -81,9 +81,17 @@ def run_pipeline(
         Path | None,
         typer.Option(help="A CSV of your own unit costs (setting,kind,cost_gbp) instead of the national defaults."),
     ] = None,
+    segment_rules: Annotated[
+        Path | None,
+        typer.Option(help="A segmentation rules file of your own (same layout as the shipped rules.yaml)."),
+    ] = None,
+    cohorts: Annotated[
+        Path | None,
+        typer.Option(help="A folder of your own cohort definitions (YAML), used instead of the shipped ones."),
+    ] = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
-    options = {"codelists": codelists, "unit_costs": unit_costs}
+    options = {"codelists": codelists, "unit_costs": unit_costs, "segment_rules": segment_rules, "cohorts": cohorts}
     params = {name: str(value) for name, value in options.items() if value is not None}
     with reporting() as progress:
         result = api.run(
