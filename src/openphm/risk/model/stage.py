@@ -1,1 +1,114 @@
-"""The admission_risk stage: scores everyone with the current model."""
+"""The admission_risk stage: scores everyone in the population with the current model, inside the engine.
+
+Which model: the file named by the run option ``admission_model``; else the ``admission_model`` store table
+that ``phm risk train`` writes; else one trained here, from this run's own tables, exactly as
+``phm risk train`` would with its default seed ("train first if none"). The model applied is written to
+``admission_risk_model`` with its source, so every score can be traced to its coefficients.
+
+Scoring is one expression (linear predictor and logistic function) over the stage tables, so the population
+never leaves the engine; only an in-stage fit collects a bounded sample (see ``train.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+import narwhals as nw
+import pyarrow as pa
+
+from openphm.errors import StoreError
+from openphm.pipeline import RunContext, stage
+from openphm.registers.definitions import definitions
+from openphm.risk.model.features import extract_date, raw_features
+from openphm.risk.model.train import TABLE_SCHEMA, Model, ModelError, load, train
+
+MODEL_TABLE = "admission_model"
+"""The current model's coefficients, written by ``phm risk train``."""
+APPLIED_TABLE = "admission_risk_model"
+"""The model this run applied, with its source (or, when none could be had, why)."""
+DEFAULT_SEED = 1
+TOP_CENTILE = 95
+"""``top5`` marks risk centiles 96-100: the 5% highest risks of the population at that as_of."""
+FEATURE_TABLES = ("register", "activity", "risk")
+
+
+def condition_ids(context: RunContext) -> list[str]:
+    """Definitions of kind condition: ``condition_count`` counts the active ones."""
+    return [d.id for d in definitions(context, ("condition",))]
+
+
+def data_end(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> date:
+    """The last day the data cover: the extract date of the latest ingest, else the latest as_of."""
+    log = tables.get("run_log")
+    return (extract_date(log) if log is not None else None) or max(context.as_of)
+
+
+def _current(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> tuple[Model | None, str]:
+    """(model, source); the model is None when none was given and none could be fitted (source says why)."""
+    path = context.params.get("admission_model")
+    if path:
+        return load(Path(str(path))), f"file {Path(str(path)).name}"
+    stored = tables.get(MODEL_TABLE)
+    if stored is not None:
+        rows = stored.collect(backend="polars").rows(named=True)
+        if rows:
+            return Model.from_rows(rows), f"store table {MODEL_TABLE}"
+    try:
+        training = train(
+            tables,
+            context.engine,
+            context.as_of,
+            data_end(tables, context),
+            seed=DEFAULT_SEED,
+            condition_ids=condition_ids(context),
+            validate=False,
+        )
+    except ModelError as exc:
+        return None, f"none: {exc}"
+    return training.model, f"trained in this run on as_of {training.train_as_of.isoformat()}"
+
+
+def _applied(model: Model | None, source: str, context: RunContext) -> nw.LazyFrame:
+    if model is None:
+        table = pa.Table.from_pylist([{"term": "none", "kind": "none"}], schema=TABLE_SCHEMA)
+    else:
+        table = model.to_table()
+    table = table.append_column("model_source", pa.array([source] * table.num_rows, pa.string()))
+    return context.engine.frame(table)
+
+
+@stage(
+    "admission_risk",
+    inputs=("population",),
+    optional_inputs=(*FEATURE_TABLES, "apc_episode", MODEL_TABLE, "run_log"),
+    outputs=("admission_risk", APPLIED_TABLE),
+)
+def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+    """Probability of an emergency admission in the next 12 months for everyone in the population."""
+    model, source = _current(tables, context)
+    if model is not None:
+        present = {"population"} | {name for name in FEATURE_TABLES if tables.get(name) is not None}
+        missing = sorted({t.source for t in model.terms} - present)
+        if missing:
+            raise StoreError(
+                f"stage admission_risk: model {model.version} uses table '{missing[0]}', which this store lacks; "
+                "run its stage or retrain with 'phm risk train'"
+            )
+    terms = model.terms if model is not None else ()
+    raw = raw_features(tables, context.engine, context.as_of, terms, condition_ids(context))
+    if model is None:
+        probability, version = nw.lit(None, dtype=nw.Float64), nw.lit(None, dtype=nw.String)
+    else:
+        probability, version = model.probability(), nw.lit(model.version)
+    rank = nw.col("admission_risk").rank(method="max").over("as_of").cast(nw.Int64)
+    size = nw.len().over("as_of").cast(nw.Int64)
+    centile = ((rank * 100 + size - 1) // size).cast(nw.Int64)
+    scored = (
+        raw.select("person_id", "as_of", probability.alias("admission_risk"), version.alias("model_version"))
+        .with_columns(centile.alias("risk_centile"))
+        .with_columns((nw.col("risk_centile") > TOP_CENTILE).alias("top5"))
+        .select("person_id", "as_of", "admission_risk", "risk_centile", "top5", "model_version")
+    )
+    return {"admission_risk": scored, APPLIED_TABLE: _applied(model, source, context)}
