@@ -6,8 +6,10 @@ redacted cell must not be recoverable by subtraction from a published total, so 
 table would hold exactly one redacted entry, the next smallest entry of that line is redacted too
 (secondary suppression), repeated until no line holds a lone redaction.
 
-This works on aggregates (a few thousand cells at most), never on person-level data, so plain NumPy is the
-right tool here rather than an engine.
+The same rule serves linked tables: :func:`suppress` takes any set of "lines" (cells whose sum is another
+cell), so the breakdowns of one table, the areas within a parent area and the margins shared between tables
+are protected together (:mod:`openphm.analytics.published` builds those lines). It works on aggregates, never
+on person-level data, so plain NumPy is the right tool here rather than an engine.
 """
 
 from __future__ import annotations
@@ -60,31 +62,60 @@ def _round(values: npt.NDArray[np.int64], base: int) -> npt.NDArray[np.float64]:
     return (np.floor(values / base + 0.5) * base).astype(np.float64)
 
 
-def _secondary(hidden: npt.NDArray[np.bool_], values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """Extend ``hidden`` (over the table with its margins) until no line has exactly one hidden entry."""
-    hidden = hidden.copy()
-    changed = True
-    while changed:
-        changed = False
-        for lines, axis in ((hidden, 1), (hidden.T, 0)):
-            singles = np.flatnonzero(lines.sum(axis=1) == 1)
-            for index in singles:
-                line = hidden[index] if axis == 1 else hidden[:, index]
-                line_values = values[index] if axis == 1 else values[:, index]
-                candidates = np.flatnonzero(~line)
-                # The smallest published entry goes; zeros first only when nothing else is left, because
-                # a zero carries no information about anyone.
-                order = sorted(candidates, key=lambda j: (line_values[j] == 0, line_values[j]))
-                target = order[0]
-                if axis == 1:
-                    hidden[index, target] = True
-                else:
-                    hidden[target, index] = True
-                changed = True
-                break
-            if changed:
-                break
-    return hidden
+def suppress(
+    values: npt.ArrayLike,
+    line_ids: npt.ArrayLike,
+    members: npt.ArrayLike,
+    policy: Policy | str = "nhs",
+    *,
+    hidden: npt.ArrayLike | None = None,
+    choosable: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.bool_]:
+    """Which of ``values`` to redact: primary (1 to ``redact_up_to``) and secondary suppression over lines.
+
+    A line is a set of cells whose sum is itself a cell of the set (a row with its total, the areas of a
+    parent area with the parent's cell): ``members[i]`` belongs to line ``line_ids[i]``. While some line holds
+    exactly one redacted cell - recoverable by subtraction - the smallest other cell of that line that may be
+    chosen is redacted too (zeros last: a zero says nothing about anyone). ``hidden`` adds cells to redact
+    whatever their value (e.g. an activity count whose people count is redacted); ``choosable`` marks cells
+    that secondary suppression may pick (cells that are never published, such as an undisclosed total, count
+    as known and are never picked).
+    """
+    rule = POLICIES[policy] if isinstance(policy, str) else policy
+    value = np.asarray(values, dtype=np.int64)
+    if (value < 0).any():
+        raise ValueError("counts cannot be negative")
+    redact = np.zeros(value.shape, dtype=bool) if hidden is None else np.asarray(hidden, dtype=bool).copy()
+    if rule.is_none:
+        return redact
+    redact |= (value >= 1) & (value <= rule.redact_up_to)
+    lines = np.asarray(line_ids, dtype=np.int64)
+    cells = np.asarray(members, dtype=np.int64)
+    may = np.ones(value.shape, dtype=bool) if choosable is None else np.asarray(choosable, dtype=bool)
+    if lines.size == 0:
+        return redact
+    size = int(lines.max()) + 1
+    # Rank the members of each line once: by line, then non-zero before zero, then value, then cell index.
+    order = np.lexsort((cells, value[cells], value[cells] == 0, lines))
+    lines, cells = lines[order], cells[order]
+    while True:
+        per_line = np.bincount(lines, weights=redact[cells], minlength=size)
+        open_cell = ~redact[cells] & may[cells]
+        lone = (per_line[lines] == 1) & open_cell
+        if not lone.any():
+            return redact
+        # The first open member of each line with a lone redaction (members are already in preference order).
+        _, first = np.unique(lines[lone], return_index=True)
+        redact[cells[np.flatnonzero(lone)[first]]] = True
+
+
+def round_counts(
+    values: npt.ArrayLike, redacted: npt.ArrayLike, policy: Policy | str = "nhs"
+) -> npt.NDArray[np.float64]:
+    """Counts as published: NaN where redacted, the rest rounded half up to the policy's base."""
+    rule = POLICIES[policy] if isinstance(policy, str) else policy
+    value = np.asarray(values, dtype=np.int64)
+    return np.where(np.asarray(redacted, dtype=bool), np.nan, _round(value, rule.round_to))
 
 
 def protect(counts: npt.ArrayLike, policy: Policy | str = "nhs") -> Protected:
@@ -101,9 +132,15 @@ def protect(counts: npt.ArrayLike, policy: Policy | str = "nhs") -> Protected:
     full[:-1, -1] = cells.sum(axis=1)
     full[-1, :-1] = cells.sum(axis=0)
     full[-1, -1] = cells.sum()
-    if rule.is_none:
-        published = full.astype(np.float64)
-    else:
-        hidden = _secondary((full >= 1) & (full <= rule.redact_up_to), full)
-        published = np.where(hidden, np.nan, _round(full, rule.round_to))
+    # Each row and each column of the table with its margins is a line: its last cell is the sum of the rest.
+    index = np.arange(full.size).reshape(full.shape)
+    rows = np.repeat(np.arange(full.shape[0]), full.shape[1])
+    columns = full.shape[0] + np.tile(np.arange(full.shape[1]), full.shape[0])
+    redacted = suppress(
+        full.ravel(),
+        np.concatenate([rows, columns]),
+        np.concatenate([index.ravel(), index.ravel()]),
+        rule,
+    ).reshape(full.shape)
+    published = round_counts(full, redacted, rule) if not rule.is_none else full.astype(np.float64)
     return Protected(published[:-1, :-1], published[:-1, -1], published[-1, :-1], float(published[-1, -1]))

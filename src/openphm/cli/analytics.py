@@ -1,1 +1,62 @@
-"""`phm` commands for analytics."""
+"""`phm export`: the aggregate tables as files, through disclosure control."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from openphm.cli.common import Engine, Store, app, console, errors, reporting
+
+
+@app.command("export")
+def export(
+    store: Store,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the files into (created if needed).")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="csv (one file per table), parquet, or xlsx (one workbook).")
+    ] = "csv",
+    level: Annotated[
+        str | None, typer.Option(help="Only this geography level: national, region, icb, sub_icb, pcn or practice.")
+    ] = None,
+    code: Annotated[str | None, typer.Option(help="Only this area and the areas within it (an area code).")] = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="Disclosure control: nhs (1-7 redacted, rounded to 5; default), ons10 (under 10 redacted, "
+            "rounded to 5) or none (exact counts: needs --purpose direct-care or --allow-unsuppressed)."
+        ),
+    ] = "nhs",
+    purpose: Annotated[
+        str | None, typer.Option(help="The purpose of this export: planning or direct-care (recorded in the log).")
+    ] = None,
+    allow_unsuppressed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsuppressed", help="Allow --policy none without direct care. Recorded in the export logs."
+        ),
+    ] = False,
+    engine: Engine = "duckdb",
+) -> None:
+    """Export the aggregate tables (agg_*) as CSV, Parquet or Excel, with disclosure control applied."""
+    from openphm.analytics.export import export as write
+
+    with reporting() as progress:
+        progress("protecting and writing the aggregate tables")
+        result = write(
+            store,
+            out,
+            fmt,
+            engine=engine,
+            policy=policy,
+            level=level,
+            code=code,
+            purpose=purpose,
+            allow_unsuppressed=allow_unsuppressed,
+        )
+    if result.override:
+        errors.print("[yellow]warning:[/yellow] exact counts exported under an explicit override (logged)")
+    for name, rows in result.rows.items():
+        console.print(f"{name}: {rows:,} rows")
+    console.print(f"Written ({result.policy}): " + ", ".join(str(p) for p in result.files))

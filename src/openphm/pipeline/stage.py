@@ -25,7 +25,8 @@ class RunContext:
     purpose: str
     run_id: str
     engine: Engine
-    """For :meth:`Engine.frame` only (small parameter tables); stages must not read or write through it."""
+    """For :meth:`Engine.frame` (small parameter tables) and :meth:`Engine.persist` (temporary
+    materialisation of an intermediate read several times) only; stages never read or write tables through it."""
     params: Mapping[str, object] = field(default_factory=dict)
     """Run options a stage may read, e.g. ``codelists``: a folder of the user's own definitions."""
 
