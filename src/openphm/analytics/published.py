@@ -84,7 +84,10 @@ def published_tables(
 
 
 def _polars(frame: nw.LazyFrame) -> pl.DataFrame:
-    return nw.to_native(frame.collect(backend="polars"))
+    """A table in one fixed row order: secondary suppression picks among equal cells by order, and the same
+    store must publish the same cells whichever engine wrote it."""
+    native: pl.DataFrame = nw.to_native(frame.collect(backend="polars"))
+    return native.sort(native.columns, nulls_last=True)
 
 
 # -- geography -----------------------------------------------------------------------------------------------------
