@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -90,11 +91,26 @@ def test_run_on_missing_store(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("engine", ["duckdb", "polars"])
 def test_demo_runs_end_to_end(tmp_path: Path, engine: str) -> None:
-    result = phm("demo", "--out", str(tmp_path / "demo"), "--engine", engine, key=False)
+    result = phm("demo", "--out", str(tmp_path / "demo"), "--people", "3000", "--engine", engine, key=False)
     assert result.returncode == 0, result.stderr
     assert "throwaway" in result.stdout
     assert "Population" in result.stdout and "Quarantine by reason" in result.stdout and "2025-03-31" in result.stdout
     assert "leaked" not in result.stderr
+    report = tmp_path / "demo" / "report.html"
+    assert "Report:" in result.stdout and report.stat().st_size > 50_000
+    assert "Methods" in report.read_text(encoding="utf-8")
+
+
+def test_summary_counts_of_people_are_disclosure_controlled(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    from openphm import api
+
+    store = tmp_path / "s.duckdb"
+    people = [person(n) for n in (ALICE, "9990000026", "9990000034")]
+    api.ingest(source({"person": people}), store, key=KEY, extract_date=date(2025, 1, 1))
+    api.run(store, as_of=(date(2024, 3, 31),))
+    figures = api.summary(store)
+    assert figures.population == [(date(2024, 3, 31), None)]  # three people: redacted, never shown as 3
+    assert api.summary(store, policy="none").population == [(date(2024, 3, 31), 3)]
 
 
 def test_ingest_run_and_tables(source: Callable[[Rows], Path], tmp_path: Path) -> None:

@@ -8,18 +8,17 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.resources import as_file
 from pathlib import Path
 
-from openphm.content import content_path
 from openphm.engine import open_store
 from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.pipeline import RunResult, run
+from openphm.report import ReportResult, write_report
 from openphm.risk.scoring import SCORES, score_file
 from openphm.segments import explain
+from openphm.synth import SynthResult, generate
 
 __all__ = [
     "PURPOSES",
@@ -28,6 +27,7 @@ __all__ = [
     "Summary",
     "demo",
     "explain",
+    "generate",
     "ingest",
     "load_key",
     "new_key",
@@ -35,6 +35,7 @@ __all__ = [
     "score_file",
     "summary",
     "table_counts",
+    "write_report",
 ]
 
 
@@ -56,14 +57,24 @@ def table_counts(store: Path, engine: str = "duckdb") -> dict[str, int]:
 
 @dataclass
 class Summary:
-    """Headline figures of a store, for the terminal: counts only, nothing about any one person."""
+    """Headline figures of a store for the terminal, disclosure-controlled (None where a count is redacted)."""
 
-    population: list[tuple[object, int]]
-    registers: list[tuple[str, int]]
+    population: list[tuple[object, int | None]]
+    registers: list[tuple[str, int | None]]
     quarantine: list[tuple[str, str, int]]
+    """Rejected input rows by table and reason: counts of records, not of people, so shown exactly."""
 
 
-def summary(store: Path, engine: str = "duckdb", top: int = 12) -> Summary:
+def _published(counts: list[int], policy: str) -> list[int | None]:
+    from openphm.analytics.disclosure import protect
+
+    if not counts:
+        return []
+    cells = protect([counts], policy).cells[0]
+    return [None if value != value else int(value) for value in cells]  # NaN marks a redacted count
+
+
+def summary(store: Path, engine: str = "duckdb", top: int = 12, policy: str = "nhs") -> Summary:
     """People in the population at each as_of; the largest active registers at the latest; quarantine reasons."""
     import narwhals as nw
 
@@ -81,36 +92,48 @@ def summary(store: Path, engine: str = "duckdb", top: int = 12) -> Summary:
             counts = active.group_by("definition").agg(nw.len()).collect().rows()
             registers = sorted(counts, key=lambda r: (-r[1], r[0]))[:top]
         reasons = eng.table("quarantine").group_by("table", "reason").agg(nw.len()).collect().rows()
-        return Summary(population, registers, sorted(reasons))
     finally:
         eng.close()
+    people = _published([n for _, n in population], policy)
+    listed = _published([n for _, n in registers], policy)
+    return Summary(
+        [(as_of, n) for (as_of, _), n in zip(population, people, strict=True)],
+        [(name, n) for (name, _), n in zip(registers, listed, strict=True)],
+        sorted(reasons),
+    )
 
 
 @dataclass
 class DemoResult:
     store: Path
+    synth: SynthResult
     ingest: IngestResult
     run: RunResult
+    report: ReportResult
+
+
+DEMO_PEOPLE = 20_000
 
 
 def demo(
     out: Path,
     *,
+    people: int = DEMO_PEOPLE,
     engine: str = "duckdb",
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
-    """Ingest and run the small fixture shipped with the package, with a throwaway key.
+    """The whole job on a synthetic England: generate, ingest with a throwaway key, run every stage, report.
 
     The key lives only in memory for the length of the call: the demo's pseudonyms cannot be linked to
-    those of any other run, which is what a demonstration should guarantee.
+    those of any other run, which is what a demonstration should guarantee. The synthetic data carry planted
+    contract violations, so the demo exercises quarantine too.
     """
     out.mkdir(parents=True, exist_ok=True)
     store = out / ("demo.duckdb" if engine == "duckdb" else "demo-store")
-    with as_file(content_path("fixtures", "demo")) as fixture:
-        source = out / "source"
-        if source.exists():
-            shutil.rmtree(source)
-        shutil.copytree(fixture, source)
-    ingested = ingest(source, store, key=new_key(), engine=engine, progress=progress)
+    synthetic = generate(out / "source", people=people, seed=1, progress=progress)
+    ingested = ingest(
+        out / "source", store, key=new_key(), engine=engine, extract_date=synthetic.extract_date, progress=progress
+    )
     ran = run(store, engine=engine, progress=progress)
-    return DemoResult(store, ingested, ran)
+    report = write_report(store, out / "report.html", engine=engine, progress=progress)
+    return DemoResult(store, synthetic, ingested, ran, report)

@@ -109,34 +109,43 @@ def run_pipeline(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo's source copy and store.")] = Path("openphm-demo"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo's source data, store and report.")] = Path(
+        "openphm-demo"
+    ),
+    people: Annotated[int, typer.Option(min=100, help="Size of the synthetic population.")] = api.DEMO_PEOPLE,
     engine: Engine = "duckdb",
 ) -> None:
-    """Ingest and run the built-in demonstration data with a throwaway key."""
+    """The whole job on a synthetic England: generate, ingest, run every stage and write the report."""
     console.print(
         "Using a throwaway pseudonymisation key held only in memory: "
         "this demo's pseudonyms cannot be linked to any other run."
     )
     with reporting() as progress:
-        result = api.demo(out, engine=engine, progress=progress)
+        result = api.demo(out, people=people, engine=engine, progress=progress)
     _print_reconciliation(result.ingest)
     _print_summary(api.summary(result.store, engine))
     console.print(f"Store: {result.store.resolve()}")
+    console.print(f"Report: {result.report.path.resolve()}")
+
+
+def _count(n: int | None) -> str:
+    return "[redacted]" if n is None else f"{n:,}"
 
 
 def _print_summary(figures: api.Summary) -> None:
+    console.print("Counts of people: 1-7 redacted, others rounded to the nearest 5 (NHS rule).")
     table = Table(title="Population (registered and alive)")
     table.add_column("as of")
     table.add_column("people", justify="right")
     for as_of, n in figures.population:
-        table.add_row(str(as_of), f"{n:,}")
+        table.add_row(str(as_of), _count(n))
     console.print(table)
     if figures.registers:
         table = Table(title=f"Largest active registers at {figures.population[-1][0]}")
         table.add_column("definition")
         table.add_column("people", justify="right")
         for name, n in figures.registers:
-            table.add_row(name, f"{n:,}")
+            table.add_row(name, _count(n))
         console.print(table)
     table = Table(title="Quarantine by reason")
     for column in ("table", "reason", "rows"):
