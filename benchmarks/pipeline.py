@@ -65,6 +65,7 @@ if step == "synth":
 
     done = generate(Path(args["out"]), people=args["people"], seed=1, fmt=args["format"], error_rate=0.005)
     result["rows"] = sum(done.rows.values())
+    result["extract_date"] = done.extract_date.isoformat()
 elif step == "ingest":
     from openphm import api
 
@@ -111,7 +112,7 @@ def bare_read_seconds(folder: Path) -> float:
         if path.suffix == ".csv":
             con.execute(f"SELECT count(*) FROM read_csv('{path}', all_varchar = true)").fetchall()
         elif path.suffix == ".parquet":
-            con.execute(f"SELECT * FROM read_parquet('{path}')").fetch_arrow_table()
+            con.sql(f"SELECT * FROM read_parquet('{path}')").to_arrow_table()
     return time.perf_counter() - started
 
 
@@ -124,12 +125,9 @@ def row(name: str, seconds: float, peak: float, rows: int | None = None, note: s
 def benchmark(people: int, engine: str, fmt: str, report: bool, work: Path) -> list[str]:
     source, store = work / "source", work / ("store.duckdb" if engine == "duckdb" else "store")
     synth = child("synth", out=str(source), people=people, format=fmt)
-    extract = (
-        json.loads((source / "synth.json").read_text())["extract_date"] if (source / "synth.json").exists() else None
-    )
     floor = bare_read_seconds(source)
     ingest = child(
-        "ingest", source=str(source), store=str(store), key=KEY, engine=engine, extract=extract or "2025-03-31"
+        "ingest", source=str(source), store=str(store), key=KEY, engine=engine, extract=synth["extract_date"]
     )
     run = child("run", store=str(store), engine=engine)
     lines = [

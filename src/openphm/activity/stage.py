@@ -164,43 +164,79 @@ def _event_sources(tables: Mapping[str, nw.LazyFrame | None]) -> list[nw.LazyFra
     return parts
 
 
-def _window_sums(events: nw.LazyFrame, dates: nw.LazyFrame, costs: nw.LazyFrame) -> nw.LazyFrame:
-    in_12m = nw.col("date") > nw.col("start_12m")
-    # Price each event once, before it is repeated for every as_of whose window holds it.
-    priced = (
+def _periods(as_of: tuple[date, ...]) -> tuple[list[date], pa.Table]:
+    """The window edges, and which (as_of, window) each period between two consecutive edges belongs to.
+
+    Every 12- and 24-month window is a union of these periods, so events summed once per period can be
+    added up per window with an equi-join, however many as_of dates there are and however they overlap.
+    """
+    windows = {(d, months): years_before(d, months // 12) for d in as_of for months in (12, 24)}
+    edges = sorted({*as_of, *windows.values()})
+    rows = [
+        (period, d, months)
+        for period in range(1, len(edges))
+        for (d, months), start in windows.items()
+        if start <= edges[period - 1] and edges[period] <= d
+    ]
+    return edges, pa.table(
+        {
+            "period": pa.array([r[0] for r in rows], pa.int64()),
+            "as_of": pa.array([r[1] for r in rows], pa.date32()),
+            "months": pa.array([r[2] for r in rows], pa.int64()),
+        }
+    )
+
+
+def _window_sums(events: nw.LazyFrame, context: RunContext, costs: nw.LazyFrame) -> nw.LazyFrame:
+    """Per person and as_of, the counts, bed days and costs of the events in each window.
+
+    Events are first summed per person, setting and period between window edges (simple sums over many
+    rows), then the periods are added up into each as_of's windows (conditional sums over far fewer rows).
+    Conditional sums straight over every event, or a cross join of events and as_of dates, were the
+    bottleneck of the stage at a million people.
+    """
+    edges, periods = _periods(context.as_of)
+    period = nw.lit(0)
+    for index in range(len(edges) - 1, 0, -1):  # the period (edges[i-1], edges[i]] holding the date, else 0
+        period = (
+            nw.when((nw.col("date") > nw.lit(edges[index - 1])) & (nw.col("date") <= nw.lit(edges[index])))
+            .then(nw.lit(index))
+            .otherwise(period)
+        )
+    by_period = (  # each event priced once: its recorded cost, else the unit cost of its kind, else of its setting
         events.join(costs, on=["setting", "kind"], how="left")
         .join(
             costs.filter(nw.col("kind") == "any").select("setting", nw.col("unit_cost").alias("setting_cost")),
             on="setting",
             how="left",
         )
-        .select(
-            "person_id",
-            "date",
-            "setting",
-            "bed_days",
+        .with_columns(
             nw.coalesce(nw.col("cost"), nw.col("unit_cost"), nw.col("setting_cost"), nw.lit(0.0)).alias("cost"),
+            period.alias("period"),
         )
-        .join(dates, how="cross")
-        .filter((nw.col("date") > nw.col("start_24m")) & (nw.col("date") <= nw.col("as_of")))
+        .filter(nw.col("period") > 0)
+        .group_by("person_id", "setting", "period")
+        .agg(
+            nw.len().alias("events"),
+            nw.col("bed_days").fill_null(0).sum().alias("bed_days"),
+            nw.col("cost").sum().alias("cost"),
+        )
+        .join(context.engine.frame(periods), on="period", how="inner")
     )
 
-    def when(condition: nw.Expr, value: nw.Expr) -> nw.Expr:
-        return nw.when(condition).then(value).otherwise(nw.lit(0))
+    def total(value: str, months: int, setting: str | None = None) -> nw.Expr:
+        chosen = nw.col("months") == months
+        if setting is not None:
+            chosen = chosen & (nw.col("setting") == setting)
+        return nw.when(chosen).then(nw.col(value)).otherwise(nw.lit(0)).sum()
 
-    setting = nw.col("setting")
-    aggregates = [when(in_12m & (setting == s), nw.lit(1)).sum().alias(c) for s, c in COUNTS.items()]
-    aggregates += [when(setting == s, nw.lit(1)).sum().alias(c) for s, c in COUNTS_24M.items()]
-    aggregates += [
-        when(in_12m & (setting == s), nw.col("bed_days").fill_null(0)).sum().alias(c) for s, c in BED_DAYS.items()
-    ]
-    aggregates += [
-        when(in_12m & (setting == s), nw.col("cost")).sum().cast(nw.Float64).alias(f"cost_{s}")
-        for s in SETTINGS
-        if s != "social_care"
-    ]
-    aggregates.append(nw.len().alias("events_24m"))
-    return priced.group_by("person_id", "as_of").agg(*aggregates)
+    return by_period.group_by("person_id", "as_of").agg(
+        *[total("events", 12, s).alias(c) for s, c in COUNTS.items()],
+        *[total("events", 24, s).alias(c) for s, c in COUNTS_24M.items()],
+        *[total("bed_days", 12, s).alias(c) for s, c in BED_DAYS.items()],
+        *[total("cost", 12, s).cast(nw.Float64).alias(f"cost_{s}") for s in SETTINGS if s != "social_care"],
+        total("events", 24).alias("events_24m"),
+    )
 
 
 def _social_care(services: nw.LazyFrame, dates: nw.LazyFrame, costs: nw.LazyFrame) -> nw.LazyFrame:
@@ -257,7 +293,7 @@ def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     result = population.select(*keys)
 
     if parts := _event_sources(tables):
-        sums = _window_sums(nw.concat([p.select(*EVENT) for p in parts], how="vertical"), dates, costs)
+        sums = _window_sums(nw.concat([p.select(*EVENT) for p in parts], how="vertical"), context, costs)
         result = result.join(sums, on=keys, how="left")
     else:
         result = result.with_columns(nw.lit(None, nw.Int64).alias("events_24m"))

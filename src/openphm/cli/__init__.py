@@ -1,9 +1,13 @@
 """The ``phm`` command: a thin layer that parses options, calls the API and prints with Rich.
 
-One module per area registers its commands on the shared app; importing them here builds the command.
+One module per area registers its commands on the shared app; importing them here, in the order of the
+pipeline, builds the command and orders its help.
 """
 
-from openphm.cli import analytics, cohorts, core, model, qrisk3, report, risk, segments, synth  # noqa: F401 - registers commands
+# isort: off
+from openphm.cli import core, synth, segments, risk, qrisk3, model, cohorts, analytics, report  # noqa: F401
 from openphm.cli.common import app
+
+# isort: on
 
 __all__ = ["app"]
