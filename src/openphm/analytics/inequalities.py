@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
-from openphm.analytics.aggregates import CODE_COLUMNS, located
+from openphm.analytics.aggregates import CODE_COLUMNS, COST_SQUARED, located
 from openphm.analytics.settings import Settings, esp2013
 from openphm.engine import Engine
 
@@ -130,8 +130,13 @@ def strata(
     (Poisson for people and events, the sample variance for cost). Strata with nobody contribute zero.
     """
     levels = settings.inequality_levels
+    # Only the dimensions the rates need, before the cube is repeated per level and group type: the need
+    # tier (and the other activity sums) would multiply the rows for nothing.
+    keys = ["as_of", *CODE_COLUMNS.values(), "age_band", "sex", "imd_decile", "imd_quintile", "ethnic_group"]
+    sums = ["people", *(["emergency_admissions", "cost_total", COST_SQUARED] if with_activity else [])]
+    slim = cube.group_by(*keys, *(["segment"] if with_segment else [])).agg(*(nw.col(c).sum() for c in sums))
     # Materialised: each is read several times below, and an engine would otherwise recompute it each time.
-    expanded = engine.persist(_expand(cube, levels))
+    expanded = engine.persist(_expand(slim, levels))
     denominators = expanded.group_by(*STRATUM).agg(
         nw.col("people").sum().cast(nw.Int64).alias("n"),
         *(

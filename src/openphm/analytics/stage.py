@@ -68,7 +68,7 @@ def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) ->
         moves = engine.persist(transitions.transition_cube(population, segment, steps))
         out["agg_transition"] = transitions.transition_aggregates(moves, names)
 
-    conditions = _definitions(context, ("condition",))
+    conditions = _definitions(context, ("condition",), segmented_only=True)
     sums = inequalities.strata(
         engine, cube, residents, register, conditions, settings, segment is not None, activity is not None
     )
@@ -99,9 +99,14 @@ def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) ->
     return out
 
 
-def _definitions(context: RunContext, kinds: tuple[str, ...]) -> nw.LazyFrame:
-    """(definition, kind) of the run's definitions of ``kinds``."""
-    chosen = definitions(context, kinds)
+def _definitions(context: RunContext, kinds: tuple[str, ...], *, segmented_only: bool = False) -> nw.LazyFrame:
+    """(definition, kind) of the run's definitions of ``kinds``.
+
+    ``segmented_only`` keeps the condition registers that place people in a Bridges to Health subsegment:
+    the registers whose inequalities an analyst compares. The eFI deficit lists, which exist to feed the
+    frailty index, are left out of the standardised rates (they stay in ``agg_register``).
+    """
+    chosen = [d for d in definitions(context, kinds) if d.segment is not None or not segmented_only]
     return context.engine.frame(
         pa.table(
             {

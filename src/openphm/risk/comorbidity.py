@@ -95,14 +95,19 @@ def _map_frame(index: Index, frame: Frame) -> nw.LazyFrame:
     )
 
 
-def flags(codes: nw.LazyFrame, index: Index, frame: Frame, id_column: str = "id") -> nw.LazyFrame:
-    """One row per id with at least one mapped code: one 0/1 column per comorbidity, before the hierarchy."""
-    normalised = codes.filter(~nw.col("code").is_null()).select(
-        nw.col(id_column), ICD10.normalise(nw.col("code")).alias("code")
-    )
+def flags(
+    codes: nw.LazyFrame, index: Index, frame: Frame, id_column: str = "id", *, normalised: bool = False
+) -> nw.LazyFrame:
+    """One row per id with at least one mapped code: one 0/1 column per comorbidity, before the hierarchy.
+
+    ``normalised`` says the codes are already in ICD-10's canonical form (as the pipeline's are), which
+    saves normalising millions of codes once per prefix length.
+    """
+    code = nw.col("code") if normalised else ICD10.normalise(nw.col("code"))
+    normalised_codes = codes.filter(~nw.col("code").is_null()).select(nw.col(id_column), code.alias("code"))
     listed = _map_frame(index, frame)
     parts = [
-        normalised.filter(nw.col("code").str.len_chars() >= length)
+        normalised_codes.filter(nw.col("code").str.len_chars() >= length)
         .select(nw.col(id_column), nw.col("code").str.slice(0, length).alias("prefix"))
         .join(listed.filter(nw.col("length") == length).select("prefix", "comorbidity"), on="prefix", how="inner")
         .select(id_column, "comorbidity")
@@ -123,6 +128,8 @@ def score(
     weights: str | None = None,
     id_column: str = "id",
     ages: nw.LazyFrame | None = None,
+    *,
+    normalised: bool = False,
 ) -> nw.LazyFrame:
     """One row per id in ``codes``: the comorbidity flags (after the hierarchy) and ``score``.
 
@@ -131,7 +138,7 @@ def score(
     ``age_points`` and ``age_adjusted_score`` are added. Scores are integers when every weight is.
     """
     chosen = index.weighting(weights)
-    found = flags(codes, index, frame, id_column)
+    found = flags(codes, index, frame, id_column, normalised=normalised)
     result = codes.select(id_column).unique().join(found, on=id_column, how="left")
     result = result.with_columns(*[nw.col(c).fill_null(0) for c in index.comorbidities])
     superseded = {}

@@ -25,6 +25,7 @@ from datetime import timedelta
 import narwhals as nw
 import pyarrow as pa
 
+from openphm.codes.systems import ICD10
 from openphm.pipeline import RunContext, stage
 from openphm.risk import comorbidity
 from openphm.risk import efi as frailty
@@ -55,7 +56,7 @@ def window(context: RunContext, days: int) -> nw.LazyFrame:
 
 
 def hospital_codes(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, days: int) -> nw.LazyFrame | None:
-    """(person_id, as_of, code): ICD-10 codes (any position) of admissions in the window before each as_of."""
+    """(person_id, as_of, code): normalised ICD-10 codes (any position) of admissions in the window to each as_of."""
     episodes, diagnoses = tables.get("apc_episode"), tables.get("apc_diagnosis")
     if episodes is None or diagnoses is None:
         return None
@@ -64,7 +65,7 @@ def hospital_codes(tables: Mapping[str, nw.LazyFrame | None], context: RunContex
         .join(episodes.select("episode_id", "person_id", "admission_date"), on="episode_id", how="inner")
         .join(window(context, days), how="cross")
         .filter((nw.col("admission_date") > nw.col("since")) & (nw.col("admission_date") <= nw.col("as_of")))
-        .select("person_id", "as_of", nw.col("icd10_code").alias("code"))
+        .select("person_id", "as_of", ICD10.normalise(nw.col("icd10_code")).alias("code"))
         .unique()
     )
 
@@ -93,10 +94,13 @@ def _comorbidity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext)
     codes = hospital_codes(tables, context, COMORBIDITY_DAYS)
     if codes is None:
         return None
-    keyed, keys = _keyed(codes, context)
+    # Both indices read the same codes: materialise them once rather than re-derive them per index.
+    keyed, keys = (context.engine.persist(f) for f in _keyed(context.engine.persist(codes), context))
     frame = keys
     for name, weights in COMORBIDITY_WEIGHTS.items():
-        scored = comorbidity.score(keyed, comorbidity.load(name), context.engine.frame, weights, id_column="key")
+        scored = comorbidity.score(
+            keyed, comorbidity.load(name), context.engine.frame, weights, id_column="key", normalised=True
+        )
         frame = frame.join(scored.select("key", nw.col("score").alias(name)), on="key", how="left")
     return frame.select(*KEY, *COMORBIDITY_WEIGHTS)
 
