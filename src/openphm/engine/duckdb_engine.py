@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 from pathlib import Path
 from typing import ClassVar
@@ -12,6 +13,12 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.engine.base import ROW, Engine, HashBatch
+
+
+MEMORY_LIMIT = "5GB"
+"""DuckDB's working memory by default (override with OPENPHM_DUCKDB_MEMORY, e.g. '12GB'). DuckDB's own default,
+80% of the machine, let a run at a million people reach 20 GB; with a limit it spills to its temporary
+folder instead, a little slower, and a laptop stays usable."""
 
 
 def _quote(name: str) -> str:
@@ -33,6 +40,7 @@ class DuckDBEngine(Engine):
         # Spill to a private temporary folder rather than beside the store, so a failed run leaves
         # nothing next to the published file.
         self.con.execute(f"SET temp_directory = {_literal(self._spill.name)}")
+        self.con.execute(f"SET memory_limit = {_literal(os.environ.get('OPENPHM_DUCKDB_MEMORY', MEMORY_LIMIT))}")
         self.con.execute("SET preserve_insertion_order = true")
         self._names = itertools.count()
         self._functions: list[str] = []

@@ -69,24 +69,7 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     if events is None:  # no coded table at all: an empty register, said plainly by its row count
         return {"register": _empty(population)}
     matched = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in prefix_lengths.items()})
-    dates = context.engine.frame(pa.table({"as_of": pa.array(context.as_of, pa.date32())}))
-    coded = (
-        matched.join(dates, how="cross")
-        .filter(nw.col("date") <= nw.col("as_of"))
-        .with_columns(
-            nw.when(~nw.col("resolved")).then(nw.col("date")).alias("diagnosed"),
-            nw.when(nw.col("resolved")).then(nw.col("date")).alias("resolved_on"),
-            *[(~nw.col("resolved") & (nw.col("setting") == s)).alias(f"from_{s}") for s in SETTINGS],
-        )
-        .group_by("person_id", "definition", "as_of")
-        .agg(
-            nw.col("diagnosed").min().alias("first_date"),
-            nw.col("diagnosed").max().alias("last_date"),
-            nw.col("resolved_on").max().alias("last_resolved_date"),
-            *[nw.col(f"from_{s}").max() for s in SETTINGS],
-        )
-        .filter(~nw.col("first_date").is_null())
-    )
+    coded = _as_at_each_date(matched, context)
     windows = _windows(context, {d.id: d.lookback_days for d in chosen})
     active = (nw.col("last_resolved_date").is_null() | (nw.col("last_date") > nw.col("last_resolved_date"))) & (
         nw.col("window_start").is_null() | (nw.col("last_date") >= nw.col("window_start"))
@@ -98,6 +81,57 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
         .select(*COLUMNS)
     )
     return {"register": result}
+
+
+def _as_at_each_date(matched: nw.LazyFrame, context: RunContext) -> nw.LazyFrame:
+    """Per person, definition and as_of: first and last diagnosis, last resolved code, settings - by then.
+
+    Codes are first summarised per period between consecutive as_of dates (period i holds the dates after
+    as_of i-1 up to as_of i), then each as_of takes the periods up to it. Summarising every code once per
+    as_of instead (a cross join) repeated the whole coded record for every snapshot.
+    """
+    ends = sorted(context.as_of)
+    period = nw.lit(0)
+    for index in range(len(ends), 0, -1):
+        period = nw.when(nw.col("date") <= nw.lit(ends[index - 1])).then(nw.lit(index)).otherwise(period)
+    pairs = [(i, d) for i in range(1, len(ends) + 1) for d in ends[i - 1 :]]
+    taken = context.engine.frame(
+        pa.table(
+            {
+                "period": pa.array([i for i, _ in pairs], pa.int64()),
+                "as_of": pa.array([d for _, d in pairs], pa.date32()),
+            }
+        )
+    )
+    flags = [f"from_{s}" for s in SETTINGS]
+    summaries = [
+        nw.col("diagnosed").min().alias("first_date"),
+        nw.col("diagnosed").max().alias("last_date"),
+        nw.col("resolved_on").max().alias("last_resolved_date"),
+        *[nw.col(f).max() for f in flags],
+    ]
+    per_period = (
+        matched.with_columns(
+            period.alias("period"),
+            nw.when(~nw.col("resolved")).then(nw.col("date")).alias("diagnosed"),
+            nw.when(nw.col("resolved")).then(nw.col("date")).alias("resolved_on"),
+            *[(~nw.col("resolved") & (nw.col("setting") == s)).alias(f"from_{s}") for s in SETTINGS],
+        )
+        .filter(nw.col("period") > 0)
+        .group_by("person_id", "definition", "period")
+        .agg(*summaries)
+    )
+    return (
+        per_period.join(taken, on="period", how="inner")
+        .group_by("person_id", "definition", "as_of")
+        .agg(
+            nw.col("first_date").min(),
+            nw.col("last_date").max(),
+            nw.col("last_resolved_date").max(),
+            *[nw.col(f).max() for f in flags],
+        )
+        .filter(~nw.col("first_date").is_null())
+    )
 
 
 def _empty(population: nw.LazyFrame) -> nw.LazyFrame:
