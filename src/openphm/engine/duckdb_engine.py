@@ -14,7 +14,6 @@ import pyarrow as pa
 
 from openphm.engine.base import ROW, Engine, HashBatch
 
-
 MEMORY_LIMIT = "5GB"
 """DuckDB's working memory by default (override with OPENPHM_DUCKDB_MEMORY, e.g. '12GB'). DuckDB's own default,
 80% of the machine, let a run at a million people reach 20 GB; with a limit it spills to its temporary
