@@ -80,6 +80,13 @@ class Engine(ABC):
         Used only for the keyed hash of pseudonymisation, which no engine has as a native function.
         """
 
+    def release(self) -> None:  # noqa: B027 - engines that hold no temporary results need not override
+        """Drop the temporary results of :meth:`persist` made so far (the runner calls this after each stage).
+
+        Without it they would live until the engine closes, and a long run would hold every stage's
+        intermediate tables at once.
+        """
+
     def close(self) -> None:  # noqa: B027 - engines without resources need not override
         """Release connections and temporary files."""
 

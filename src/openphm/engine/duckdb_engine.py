@@ -14,11 +14,6 @@ import pyarrow as pa
 
 from openphm.engine.base import ROW, Engine, HashBatch
 
-MEMORY_LIMIT = "5GB"
-"""DuckDB's working memory by default (override with OPENPHM_DUCKDB_MEMORY, e.g. '12GB'). DuckDB's own default,
-80% of the machine, let a run at a million people reach 20 GB; with a limit it spills to its temporary
-folder instead, a little slower, and a laptop stays usable."""
-
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -39,10 +34,12 @@ class DuckDBEngine(Engine):
         # Spill to a private temporary folder rather than beside the store, so a failed run leaves
         # nothing next to the published file.
         self.con.execute(f"SET temp_directory = {_literal(self._spill.name)}")
-        self.con.execute(f"SET memory_limit = {_literal(os.environ.get('OPENPHM_DUCKDB_MEMORY', MEMORY_LIMIT))}")
+        if limit := os.environ.get("OPENPHM_DUCKDB_MEMORY"):
+            self.con.execute(f"SET memory_limit = {_literal(limit)}")
         self.con.execute("SET preserve_insertion_order = true")
         self._names = itertools.count()
         self._functions: list[str] = []
+        self._persisted: list[str] = []
 
     def _relation(self, sql: str) -> nw.LazyFrame:
         return nw.from_native(self.con.sql(sql))
@@ -94,7 +91,13 @@ class DuckDBEngine(Engine):
         self.con.register("__persist_source", frame.to_native())
         self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM __persist_source")
         self.con.unregister("__persist_source")
+        self._persisted.append(name)
         return nw.from_native(self.con.table(name))
+
+    def release(self) -> None:
+        for name in self._persisted:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        self._persisted.clear()
 
     def map_strings(self, frame: nw.LazyFrame, column: str, out: str, fn: HashBatch) -> nw.LazyFrame:
         function = f"__map_strings_{next(self._names)}"

@@ -31,6 +31,7 @@ class PolarsEngine(Engine):
         super().__init__(location)
         self._scratch = tempfile.TemporaryDirectory(prefix="openphm-polars-")
         self._names = itertools.count()
+        self._persisted: list[Path] = []
 
     def read_csv(self, path: Path) -> nw.LazyFrame:
         native = pl.scan_csv(path, infer_schema=False, has_header=True, encoding="utf8")
@@ -69,6 +70,7 @@ class PolarsEngine(Engine):
     def persist(self, frame: nw.LazyFrame) -> nw.LazyFrame:
         folder = Path(self._scratch.name) / f"persist-{next(self._names)}"
         self._sink(frame, folder)
+        self._persisted.append(folder)
         return nw.from_native(pl.scan_parquet(folder / "*.parquet"))
 
     def map_strings(self, frame: nw.LazyFrame, column: str, out: str, fn: HashBatch) -> nw.LazyFrame:
@@ -79,6 +81,11 @@ class PolarsEngine(Engine):
             .alias(out)
         )
         return nw.from_native(mapped)
+
+    def release(self) -> None:
+        for folder in self._persisted:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._persisted.clear()
 
     def close(self) -> None:
         self._scratch.cleanup()

@@ -106,7 +106,10 @@ class SparkEngine(Engine):
         df = frame.to_native()
         return nw.from_native(df.withColumn(out, udf(F.col(column))))
 
-    def close(self) -> None:
+    def release(self) -> None:
         for df in self._persisted:
             df.unpersist()
         self._persisted.clear()
+
+    def close(self) -> None:
+        self.release()

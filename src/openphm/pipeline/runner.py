@@ -152,6 +152,7 @@ def run(
             for table in s.facts:
                 for item, metric, value in outputs[table].select("item", "metric", "value").collect().rows():
                     log.add("stage", f"{s.name}:{item}", metric, value)
+            eng.release()  # the stage's outputs are written: its temporary results are no longer needed
             seconds = time.perf_counter() - started
             log.add("stage", s.name, "seconds", seconds)
             for table, n in rows.items():
