@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from openphm.analytics.disclosure import published_counts
 from openphm.engine import open_store
 from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.pipeline import RunResult, run
@@ -65,15 +66,6 @@ class Summary:
     """Rejected input rows by table and reason: counts of records, not of people, so shown exactly."""
 
 
-def _published(counts: list[int], policy: str) -> list[int | None]:
-    from openphm.analytics.disclosure import protect
-
-    if not counts:
-        return []
-    cells = protect([counts], policy).cells[0]
-    return [None if value != value else int(value) for value in cells]  # NaN marks a redacted count
-
-
 def summary(store: Path, engine: str = "duckdb", top: int = 12, policy: str = "nhs") -> Summary:
     """People in the population at each as_of; the largest active registers at the latest; quarantine reasons."""
     import narwhals as nw
@@ -94,8 +86,8 @@ def summary(store: Path, engine: str = "duckdb", top: int = 12, policy: str = "n
         reasons = eng.table("quarantine").group_by("table", "reason").agg(nw.len()).collect().rows()
     finally:
         eng.close()
-    people = _published([n for _, n in population], policy)
-    listed = _published([n for _, n in registers], policy)
+    people = published_counts([n for _, n in population], policy)
+    listed = published_counts([n for _, n in registers], policy)
     return Summary(
         [(as_of, n) for (as_of, _), n in zip(population, people, strict=True)],
         [(name, n) for (name, _), n in zip(registers, listed, strict=True)],

@@ -144,3 +144,11 @@ def protect(counts: npt.ArrayLike, policy: Policy | str = "nhs") -> Protected:
     ).reshape(full.shape)
     published = round_counts(full, redacted, rule) if not rule.is_none else full.astype(np.float64)
     return Protected(published[:-1, :-1], published[:-1, -1], published[-1, :-1], float(published[-1, -1]))
+
+
+def published_counts(counts: list[int], policy: Policy | str = "nhs") -> list[int | None]:
+    """A list of counts as they may be shown on a terminal: one protected row, None where redacted."""
+    if not counts:
+        return []
+    cells = protect([counts], policy).cells[0]
+    return [None if np.isnan(value) else int(value) for value in cells]

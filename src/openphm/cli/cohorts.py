@@ -65,8 +65,14 @@ def run_cohorts(
             latest_only=latest,
             progress=progress,
         )
+    from openphm.analytics.disclosure import published_counts
+
+    shown = published_counts([o.members for o in outcomes if not o.unavailable])
+    console.print("Counts of people: 1-7 redacted, others rounded to the nearest 5 (NHS rule).")
     for o in outcomes:
         if o.unavailable:
             console.print(f"{o.name}: not available ({o.unavailable})", highlight=False)
         else:
-            console.print(f"{o.name}: {o.members:,} people at {o.as_of}", highlight=False)
+            n = shown.pop(0)
+            count = "redacted" if n is None else f"{n:,}"
+            console.print(f"{o.name}: {count} people at {o.as_of}", highlight=False)

@@ -129,7 +129,7 @@ def demo(
 
 
 def _count(n: int | None) -> str:
-    return "[redacted]" if n is None else f"{n:,}"
+    return "redacted" if n is None else f"{n:,}"
 
 
 def _print_summary(figures: api.Summary) -> None:
