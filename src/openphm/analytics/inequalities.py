@@ -303,7 +303,8 @@ def standardised_rates(sums: pa.Table | None, settings: Settings) -> pa.Table:
     events = sums["events"].to_numpy()
     total = standard_total()
     dsr = per * sums["rate_sum"].to_numpy() / total
-    variance = per * per * sums["var_sum"].to_numpy() / (total * total)
+    # A sum of squares minus the square of a sum can come out a hair below zero in floating point.
+    variance = np.maximum(per * per * sums["var_sum"].to_numpy() / (total * total), 0.0)
     lower, upper = dobson(dsr, variance, events)
     is_cost = kind == "cost"
     half = Z95 * np.sqrt(variance)
