@@ -29,6 +29,7 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
+from openphm.analytics import AGG_TABLES
 from openphm.analytics.aggregates import (
     CODE_COLUMNS,
     COSTS,
@@ -44,15 +45,7 @@ from openphm.analytics.disclosure import POLICIES, Policy, round_counts, suppres
 from openphm.engine import open_store
 from openphm.errors import OpenPHMError
 
-TABLES = (
-    "agg_population",
-    "agg_register",
-    "agg_cohort",
-    "agg_transition",
-    "agg_inequality",
-    "agg_inequality_index",
-    "agg_forecast",
-)
+TABLES = AGG_TABLES
 
 
 class PolicyError(OpenPHMError):

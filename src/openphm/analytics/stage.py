@@ -12,22 +12,14 @@ from collections.abc import Mapping
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.analytics import aggregates, forecast, inequalities, transitions
+from openphm.analytics import AGG_TABLES, aggregates, forecast, inequalities, transitions
 from openphm.analytics.settings import load_settings
 from openphm.engine import Engine
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
 
 OPTIONAL = ("practice", "segment", "activity", "register", "cohort_member")
-OUTPUTS = (
-    "agg_population",
-    "agg_register",
-    "agg_cohort",
-    "agg_transition",
-    "agg_inequality",
-    "agg_inequality_index",
-    "agg_forecast",
-)
+OUTPUTS = AGG_TABLES
 FACTS = "analytics_facts"
 
 

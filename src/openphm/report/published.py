@@ -12,19 +12,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from openphm.analytics import AGG_TABLES
 from openphm.analytics.disclosure import Policy, protect
 from openphm.analytics.published import published_tables
 from openphm.engine import Engine
 
-AGGREGATES = (
-    "agg_population",
-    "agg_register",
-    "agg_cohort",
-    "agg_transition",
-    "agg_inequality",
-    "agg_inequality_index",
-    "agg_forecast",
-)
+AGGREGATES = AGG_TABLES
 """The analytics tables the report reads; any may be absent from a store."""
 
 
