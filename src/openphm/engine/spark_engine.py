@@ -23,7 +23,8 @@ def spark_session() -> SparkSession:
     """The active session, or a local one sized for this machine.
 
     On a cluster (Databricks, or any Spark >= 3.5) the platform's session is already active and is used
-    as it is. Locally, ``OPENPHM_SPARK_MASTER`` and ``OPENPHM_SPARK_PARTITIONS`` tune the session.
+    as it is. Locally, ``OPENPHM_SPARK_MASTER``, ``OPENPHM_SPARK_PARTITIONS`` and ``OPENPHM_SPARK_MEMORY`` (the
+    driver's memory, default 4g: with Spark's 1g a 100,000-person run failed to broadcast a join) tune it.
     """
     try:
         from pyspark.sql import SparkSession
@@ -39,6 +40,7 @@ def spark_session() -> SparkSession:
         .appName("openphm")
         .config("spark.sql.shuffle.partitions", os.environ.get("OPENPHM_SPARK_PARTITIONS", "4"))
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", os.environ.get("OPENPHM_SPARK_MEMORY", "4g"))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.default.parallelism", os.environ.get("OPENPHM_SPARK_PARTITIONS", "4"))
