@@ -53,6 +53,11 @@ SOURCES = (
     "social_care_service",
     "waiting_list",
 )
+COUNT_COLUMNS = (*COUNTS.values(), *BED_DAYS.values())
+"""The table's 12-month counts: contacts, admissions and bed days (integers)."""
+WEEKS_COLUMN = "social_care_weeks"
+COST_COLUMNS = (*(f"cost_{s}" for s in SETTINGS), "cost_total")
+"""The table's 12-month costs (GBP) per setting and in total."""
 EVENT = ("person_id", "date", "setting", "kind", "cost", "bed_days")
 SOURCE_OF = {
     "gp": "gp_event",
@@ -325,11 +330,9 @@ def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     )
     columns = [
         *keys,
-        *COUNTS.values(),
-        *BED_DAYS.values(),
-        "social_care_weeks",
-        *(f"cost_{s}" for s in SETTINGS),
-        "cost_total",
+        *COUNT_COLUMNS,
+        WEEKS_COLUMN,
+        *COST_COLUMNS,
         *COUNTS_24M.values(),
         "any_contact_24m",
         "open_waiting_lists",

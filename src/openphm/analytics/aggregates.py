@@ -15,6 +15,7 @@ from itertools import combinations
 import narwhals as nw
 import pyarrow as pa
 
+from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.engine import Engine
 
 NATIONAL_CODE = "E92000001"
@@ -44,33 +45,11 @@ BASE_SETS = (
 )
 """The grouping sets the report needs; each contributes all its subsets (see docs/analytics.md)."""
 
-COUNTS = (
-    "gp_contacts",
-    "ae_attendances",
-    "emergency_admissions",
-    "elective_admissions",
-    "other_admissions",
-    "emergency_bed_days",
-    "elective_bed_days",
-    "outpatient_attendances",
-    "community_contacts",
-    "mh_contacts",
-)
+COUNTS = COUNT_COLUMNS
 """Activity counts of the `activity` table summed into the aggregates."""
-WEEKS = "social_care_weeks"
+WEEKS = WEEKS_COLUMN
 """Weeks of long-term social care support: fractional, so summed as a float like costs (not a count)."""
-COSTS = (
-    "cost_gp",
-    "cost_ae",
-    "cost_emergency",
-    "cost_elective",
-    "cost_other_admissions",
-    "cost_outpatient",
-    "cost_community",
-    "cost_mh",
-    "cost_social_care",
-    "cost_total",
-)
+COSTS = COST_COLUMNS
 RATES = ("gp_contacts", "ae_attendances", "emergency_admissions", "elective_admissions", "outpatient_attendances")
 """Counts that also appear as a rate per 1,000 people."""
 COST_SQUARED = "cost_total_squared"

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.codes.systems import ICD10, OPCS4
 from openphm.content import content_path
 from openphm.errors import OpenPHMError
@@ -89,30 +90,7 @@ SEGMENT_COLUMNS = {
 }
 """Plus one boolean column per subsegment of the code lists (the ``b2h.subsegment`` of the definitions)."""
 ADMISSION_RISK_COLUMNS = {"admission_risk": NUMBER, "risk_centile": NUMBER, "top5": BOOL, "model_version": TEXT}
-ACTIVITY_12M = (
-    "gp_contacts",
-    "ae_attendances",
-    "emergency_admissions",
-    "elective_admissions",
-    "other_admissions",
-    "emergency_bed_days",
-    "elective_bed_days",
-    "outpatient_attendances",
-    "community_contacts",
-    "mh_contacts",
-    "social_care_weeks",
-    "cost_gp",
-    "cost_ae",
-    "cost_emergency",
-    "cost_elective",
-    "cost_other_admissions",
-    "cost_outpatient",
-    "cost_community",
-    "cost_mh",
-    "cost_social_care",
-    "cost_total",
-    "open_waiting_lists",
-)
+ACTIVITY_12M = (*COUNT_COLUMNS, WEEKS_COLUMN, *COST_COLUMNS, "open_waiting_lists")
 ACTIVITY_24M = ("ae_attendances", "emergency_admissions", "mh_contacts", "any_contact")
 ACTIVITY_COLUMNS = {
     **dict.fromkeys(ACTIVITY_12M, NUMBER),

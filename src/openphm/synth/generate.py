@@ -41,21 +41,8 @@ RESERVE = 1_000
 NHS_CAPACITY = 908_000
 """People who can have an NHS number of the testing range: it has a million nine-digit stems, of which
 about 10 in 11 give a valid check digit (909,091), less the reserve."""
-TABLE_ORDER = (
-    "person",
-    "opt_out",
-    "gp_event",
-    "gp_medication",
-    "apc_episode",
-    "apc_diagnosis",
-    "apc_procedure",
-    "ae_attendance",
-    "op_appointment",
-    "community_contact",
-    "mh_contact",
-    "social_care_service",
-    "waiting_list",
-)
+TABLE_ORDER = tuple(name for name in TABLES if name not in ("lsoa", "practice"))
+"""The contract's person-level tables, in its order (practice.csv is written apart; lsoa is shipped)."""
 
 
 class SynthError(OpenPHMError):
