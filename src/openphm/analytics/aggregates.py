@@ -156,26 +156,37 @@ def located(cube: nw.LazyFrame, levels: tuple[str, ...] = LEVELS) -> nw.LazyFram
 
 
 def population_aggregates(
-    cube: nw.LazyFrame, names: nw.LazyFrame, with_segment: bool, with_activity: bool
+    engine: Engine, cube: nw.LazyFrame, names: nw.LazyFrame, with_segment: bool, with_activity: bool
 ) -> nw.LazyFrame:
-    """`agg_population`: every breakdown at every level and area, in long form."""
-    rows = located(cube)
-    sums = [nw.col("people").sum().cast(nw.Int64)]
-    if with_activity:
-        sums += [nw.col(c).sum().cast(nw.Int64) for c in COUNTS]
-        sums += [nw.col(c).sum().cast(nw.Float64) for c in (WEEKS, *COSTS)]
-    order = ["level", "area_code", "as_of", "breakdown", *DIMENSIONS, "people"]
-    if with_activity:
-        order += [*COUNTS, WEEKS, *COSTS]
-    frames = [
-        rows.group_by("level", "area_code", "as_of", *dims)
-        .agg(*sums)
-        .with_columns(
-            nw.lit(breakdown_name(dims)).alias("breakdown"),
-            *(nw.lit(None, dtype=DIMENSION_TYPES[d]).alias(d) for d in DIMENSIONS if d not in dims),
+    """`agg_population`: every breakdown at every level and area, in long form.
+
+    Each breakdown is summed once per combination of areas (materialised: far fewer rows than the cube), and
+    each level is a sum of that rather than of the cube.
+    """
+    values = ["people", *([*COUNTS, WEEKS, *COSTS] if with_activity else [])]
+    codes = list(CODE_COLUMNS.values())
+    areas = engine.persist(
+        nw.concat(
+            [
+                cube.group_by("as_of", *codes, *dims)
+                .agg(*(nw.col(c).sum() for c in values))
+                .with_columns(
+                    nw.lit(breakdown_name(dims)).alias("breakdown"),
+                    *(nw.lit(None, dtype=DIMENSION_TYPES[d]).alias(d) for d in DIMENSIONS if d not in dims),
+                )
+                .select("as_of", *codes, "breakdown", *DIMENSIONS, *values)
+                for dims in breakdowns(with_segment)
+            ],
+            how="vertical",
         )
-        .select(*order)
-        for dims in breakdowns(with_segment)
+    )
+    sums = [nw.col(c).sum().cast(nw.Float64 if c in (WEEKS, *COSTS) else nw.Int64) for c in values]
+    frames = [
+        in_level(areas, level)
+        .group_by("area_code", "as_of", "breakdown", *DIMENSIONS)
+        .agg(*sums)
+        .select(nw.lit(level).alias("level"), "area_code", "as_of", "breakdown", *DIMENSIONS, *values)
+        for level in LEVELS
     ]
     frame = _measures(nw.concat(frames, how="vertical"), with_activity)
     return _named(frame, names).select(*POPULATION_COLUMNS)
@@ -233,30 +244,40 @@ REGISTER_SCHEMA = pa.schema(
 
 
 def register_aggregates(
-    persons: nw.LazyFrame, register: nw.LazyFrame, kinds: nw.LazyFrame, names: nw.LazyFrame
+    engine: Engine, persons: nw.LazyFrame, register: nw.LazyFrame, kinds: nw.LazyFrame, names: nw.LazyFrame
 ) -> nw.LazyFrame:
     """`agg_register`: people active on each register and the area's population, per level, area and as_of."""
-    on_register = register.filter(nw.col("active")).select("person_id", "as_of", "definition").unique()
+    on_register = register.filter(nw.col("active")).select("person_id", "as_of", "definition")
     located = persons.select("person_id", "as_of", *CODE_COLUMNS.values())
     joined = on_register.join(located, on=["person_id", "as_of"], how="inner")
-    frames = []
-    for level in LEVELS:
-        counts = (
-            in_level(joined, level)
-            .group_by("as_of", "area_code", "definition")
-            .agg(nw.len().cast(nw.Int64).alias("people"))
-        )
-        denominators = (
-            in_level(located, level).group_by("as_of", "area_code").agg(nw.len().cast(nw.Int64).alias("population"))
-        )
-        frames.append(
-            counts.join(denominators, on=["as_of", "area_code"], how="inner").with_columns(nw.lit(level).alias("level"))
-        )
-    frame = nw.concat([f.select("level", "area_code", "as_of", "definition", "people", "population") for f in frames])
+    counts = _by_level(engine, joined, ("definition",), "people")
+    denominators = _by_level(engine, located, (), "population")
+    frame = counts.join(denominators, on=["level", "area_code", "as_of"], how="inner")
     frame = frame.join(kinds, on="definition", how="left").with_columns(
         (100.0 * nw.col("people") / nw.col("population")).alias("prevalence_pct")
     )
     return _named(frame, names).select(*REGISTER_SCHEMA.names)
+
+
+def _by_level(engine: Engine, frame: nw.LazyFrame, keys: tuple[str, ...], alias: str) -> nw.LazyFrame:
+    """Rows of ``frame`` counted per level, area, as_of and ``keys``.
+
+    Counted once per combination of areas (materialised), then summed to each level: counting the person rows
+    again per level would read and join them six times.
+    """
+    areas = engine.persist(
+        frame.group_by("as_of", *CODE_COLUMNS.values(), *keys).agg(nw.len().cast(nw.Int64).alias(alias))
+    )
+    return nw.concat(
+        [
+            in_level(areas, level)
+            .group_by("as_of", "area_code", *keys)
+            .agg(nw.col(alias).sum().cast(nw.Int64))
+            .select(nw.lit(level).alias("level"), "area_code", "as_of", *keys, alias)
+            for level in LEVELS
+        ],
+        how="vertical",
+    )
 
 
 COHORT_SCHEMA = pa.schema(
@@ -271,19 +292,14 @@ COHORT_SCHEMA = pa.schema(
 )
 
 
-def cohort_aggregates(persons: nw.LazyFrame, members: nw.LazyFrame, names: nw.LazyFrame) -> nw.LazyFrame:
+def cohort_aggregates(
+    engine: Engine, persons: nw.LazyFrame, members: nw.LazyFrame, names: nw.LazyFrame
+) -> nw.LazyFrame:
     """`agg_cohort`: distinct members of each cohort who are in the population, per level, area and as_of."""
     joined = (
         members.select("cohort", "person_id", "as_of")
         .unique()
         .join(persons.select("person_id", "as_of", *CODE_COLUMNS.values()), on=["person_id", "as_of"], how="inner")
     )
-    frames = [
-        in_level(joined, level)
-        .group_by("as_of", "area_code", "cohort")
-        .agg(nw.len().cast(nw.Int64).alias("people"))
-        .with_columns(nw.lit(level).alias("level"))
-        .select("level", "area_code", "as_of", "cohort", "people")
-        for level in LEVELS
-    ]
-    return _named(nw.concat(frames, how="vertical"), names).select(*COHORT_SCHEMA.names)
+    frame = _by_level(engine, joined, ("cohort",), "people")
+    return _named(frame, names).select(*COHORT_SCHEMA.names)

@@ -85,18 +85,34 @@ def _group(group_type: str) -> nw.Expr:
     }[group_type]
 
 
-def _expand(frame: nw.LazyFrame, levels: tuple[str, ...]) -> nw.LazyFrame:
-    """Each row once per level (with its area) and once per group type (with its group, when known)."""
-    rows = located(frame, levels)
-    return nw.concat(
+def _expand(
+    engine: Engine, frame: nw.LazyFrame, levels: tuple[str, ...], sums: list[str], extra: tuple[str, ...] = ()
+) -> nw.LazyFrame:
+    """Sums of ``frame`` per stratum (and ``extra`` keys) at every level and group type.
+
+    Groups are formed first, at the finest area the levels need, and then rolled up to each level: repeating
+    the finer rows once per level and group type instead would make the engine sort many times the rows.
+    ``frame`` is read once per group type and the groups once per level, so both are materialised.
+    """
+    codes = _codes(levels)
+    frame = engine.persist(frame)
+    grouped = nw.concat(
         [
-            rows.with_columns(nw.lit(t).alias("group_type"), _group(t).alias("group")).filter(
-                ~nw.col("group").is_null()
-            )
+            frame.with_columns(nw.lit(t).alias("group_type"), _group(t).alias("group"))
+            .filter(~nw.col("group").is_null())
+            .group_by("as_of", *codes, "age_band", "sex", "group_type", "group", *extra)
+            .agg(*(nw.col(c).sum() for c in sums))
             for t in GROUP_TYPES
         ],
         how="vertical",
     )
+    grouped = engine.persist(grouped)
+    return located(grouped, levels).group_by(*STRATUM, *extra).agg(*(nw.col(c).sum() for c in sums))
+
+
+def _codes(levels: tuple[str, ...]) -> list[str]:
+    """The area code columns of ``levels`` (national has none)."""
+    return [CODE_COLUMNS[level] for level in levels if level != "national"]
 
 
 def weights(engine: Engine) -> nw.LazyFrame:
@@ -130,36 +146,25 @@ def strata(
     (Poisson for people and events, the sample variance for cost). Strata with nobody contribute zero.
     """
     levels = settings.inequality_levels
-    # Only the dimensions the rates need, before the cube is repeated per level and group type: the need
-    # tier (and the other activity sums) would multiply the rows for nothing.
-    keys = ["as_of", *CODE_COLUMNS.values(), "age_band", "sex", "imd_decile", "imd_quintile", "ethnic_group"]
+    # Only the dimensions the rates need, and areas no finer than the levels: the need tier, the practice and
+    # the other activity sums would multiply the rows for nothing.
+    keys = ["as_of", *_codes(levels), "age_band", "sex", "imd_decile", "imd_quintile", "ethnic_group"]
     sums = ["people", *(["emergency_admissions", "cost_total", COST_SQUARED] if with_activity else [])]
     slim = cube.group_by(*keys, *(["segment"] if with_segment else [])).agg(*(nw.col(c).sum() for c in sums))
-    # Materialised: each is read several times below, and an engine would otherwise recompute it each time.
-    expanded = engine.persist(_expand(slim, levels))
-    denominators = expanded.group_by(*STRATUM).agg(
-        nw.col("people").sum().cast(nw.Int64).alias("n"),
-        *(
-            [
-                nw.col("emergency_admissions").sum().cast(nw.Float64).alias("emergency_admissions"),
-                nw.col("cost_total").sum().cast(nw.Float64).alias("cost_total"),
-                nw.col("cost_total_squared").sum().cast(nw.Float64).alias("cost_total_squared"),
-            ]
-            if with_activity
-            else []
-        ),
+    denominators = engine.persist(
+        _expand(engine, slim, levels, sums).with_columns(
+            nw.col("people").cast(nw.Int64).alias("n"),
+            *(nw.col(c).cast(nw.Float64) for c in sums[1:]),
+        )
     )
-    denominators = engine.persist(denominators)
     numerators = []
     if with_segment:
         numerators.append(
-            expanded.group_by(*STRATUM, "segment")
-            .agg(nw.col("people").sum().cast(nw.Float64).alias("events"))
-            .select(
+            _expand(engine, slim, levels, ["people"], ("segment",)).select(
                 *STRATUM,
                 nw.concat_str([nw.lit("segment:"), nw.col("segment")]).alias("measure"),
                 nw.lit("people").alias("measure_kind"),
-                "events",
+                nw.col("people").cast(nw.Float64).alias("events"),
                 nw.lit(0.0).alias("events_squared"),
             )
         )
@@ -167,39 +172,13 @@ def strata(
         on_register = (
             register.filter(nw.col("active"))
             .select("person_id", "as_of", "definition")
-            .unique()
             .join(conditions, on="definition", how="inner")
-            .join(
-                persons.select(
-                    "person_id",
-                    "as_of",
-                    "age_band",
-                    "sex",
-                    "imd_decile",
-                    "imd_quintile",
-                    "ethnic_group",
-                    *CODE_COLUMNS.values(),
-                ),
-                on=["person_id", "as_of"],
-                how="inner",
-            )
-            .group_by(
-                "as_of",
-                *CODE_COLUMNS.values(),
-                "age_band",
-                "sex",
-                "imd_decile",
-                "imd_quintile",
-                "ethnic_group",
-                "definition",
-            )
+            .join(persons.select("person_id", *keys), on=["person_id", "as_of"], how="inner")
+            .group_by(*keys, "definition")
             .agg(nw.len().cast(nw.Float64).alias("events"))
         )
         numerators.append(
-            _expand(on_register, levels)
-            .group_by(*STRATUM, "definition")
-            .agg(nw.col("events").sum())
-            .select(
+            _expand(engine, on_register, levels, ["events"], ("definition",)).select(
                 *STRATUM,
                 nw.concat_str([nw.lit("register:"), nw.col("definition")]).alias("measure"),
                 nw.lit("people").alias("measure_kind"),

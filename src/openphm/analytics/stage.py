@@ -36,20 +36,22 @@ def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) ->
     persons = aggregates.people(residents, segment, activity)
     cube = engine.persist(aggregates.micro_cube(persons, activity is not None))
     out: dict[str, nw.LazyFrame] = {
-        "agg_population": aggregates.population_aggregates(cube, names, segment is not None, activity is not None)
+        "agg_population": aggregates.population_aggregates(
+            engine, cube, names, segment is not None, activity is not None
+        )
     }
 
     if register is None:
         out["agg_register"] = engine.frame(aggregates.REGISTER_SCHEMA.empty_table())
     else:
         kinds = _definitions(context, ("condition", "medicine", "procedure"))
-        out["agg_register"] = aggregates.register_aggregates(residents, register, kinds, names)
+        out["agg_register"] = aggregates.register_aggregates(engine, residents, register, kinds, names)
 
     members = tables["cohort_member"]
     out["agg_cohort"] = (
         engine.frame(aggregates.COHORT_SCHEMA.empty_table())
         if members is None
-        else aggregates.cohort_aggregates(residents, members, names)
+        else aggregates.cohort_aggregates(engine, residents, members, names)
     )
 
     steps = transitions.pairs(engine, context.as_of)
@@ -57,7 +59,7 @@ def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) ->
     if segment is None or steps is None:
         out["agg_transition"] = engine.frame(transitions.TRANSITION_SCHEMA.empty_table())
     else:
-        moves = engine.persist(transitions.transition_cube(population, segment, steps))
+        moves = engine.persist(transitions.transition_cube(engine, population, segment, steps))
         out["agg_transition"] = transitions.transition_aggregates(moves, names)
 
     conditions = _definitions(context, ("condition",), segmented_only=True)
