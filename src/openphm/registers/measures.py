@@ -14,6 +14,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes import Definition
+from openphm.engine import Engine
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
 
@@ -55,20 +56,22 @@ def _codes(
     )
 
 
-def _latest(readings: nw.LazyFrame) -> nw.LazyFrame:
-    """Per person, measure and as_of: the latest value, its date, the one before, and the SD of the last five."""
-    ranked = readings.with_columns(
-        nw.col("date").rank(method="dense", descending=True).over("person_id", "measure", "as_of").alias("n")
+def _latest(engine: Engine, readings: nw.LazyFrame) -> nw.LazyFrame:
+    """Per person, measure and as_of: the latest value, its date, the one before, and the SD of the last five.
+
+    The last five readings are ranked once and materialised: the latest, the previous and the spread are
+    each read from them.
+    """
+    ranked = engine.persist(
+        readings.with_columns(
+            nw.col("date").rank(method="dense", descending=True).over("person_id", "measure", "as_of").alias("n")
+        ).filter(nw.col("n") <= 5)
     )
     latest = ranked.filter(nw.col("n") == 1).select("person_id", "measure", "as_of", "value", "date")
     previous = ranked.filter(nw.col("n") == 2).select(
         "person_id", "measure", "as_of", nw.col("value").alias("previous"), nw.col("date").alias("previous_date")
     )
-    spread = (
-        ranked.filter(nw.col("n") <= 5)
-        .group_by("person_id", "measure", "as_of")
-        .agg(nw.col("value").std().alias("sd5"))
-    )
+    spread = ranked.group_by("person_id", "measure", "as_of").agg(nw.col("value").std().alias("sd5"))
     keys = ["person_id", "measure", "as_of"]
     return latest.join(previous, on=keys, how="left").join(spread, on=keys, how="left")
 
@@ -102,7 +105,7 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
                 "high": pa.array([d.plausible[1] if d.plausible else None for d in measure_defs], pa.float64()),
             },
         )
-        readings = (
+        readings = context.engine.persist(  # read twice: for the dropped counts and the kept values
             events.filter(~nw.col("value").is_null())
             .join(codes, on="snomed_code", how="inner")
             .join(limits, on="measure", how="left")
@@ -126,7 +129,9 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             .filter(nw.col("event_date") <= nw.col("as_of"))
             .rename({"event_date": "date"})
         )
-        latest = _latest(_with_derived_ratio(daily, limits))
+        # Materialised: every measure's column below is read from it, and an engine would otherwise redo the
+        # ranking once per measure.
+        latest = context.engine.persist(_latest(context.engine, _with_derived_ratio(daily, limits)))
         for d in measure_defs:
             prefix = MEASURES[d.id]
             picked = [nw.col("value").alias(prefix), nw.col("date").alias(f"{prefix}_date")]
