@@ -80,11 +80,15 @@ class Engine(ABC):
         Used only for the keyed hash of pseudonymisation, which no engine has as a native function.
         """
 
-    def release(self) -> None:  # noqa: B027 - engines that hold no temporary results need not override
-        """Drop the temporary results of :meth:`persist` made so far (the runner calls this after each stage).
+    def checkpoint(self) -> int:
+        """How many temporary results :meth:`persist` has made and not released: a mark for :meth:`release`."""
+        return 0
 
-        Without it they would live until the engine closes, and a long run would hold every stage's
-        intermediate tables at once.
+    def release(self, since: int = 0) -> None:  # noqa: B027 - engines that hold no temporary results need not override
+        """Drop the temporary results of :meth:`persist` made after the mark ``since`` (by default all).
+
+        The runner calls it after each stage, ingest after each table: without it they would live until the
+        engine closes, and a long run would hold every step's intermediate tables at once.
         """
 
     def close(self) -> None:  # noqa: B027 - engines without resources need not override

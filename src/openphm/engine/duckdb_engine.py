@@ -94,10 +94,13 @@ class DuckDBEngine(Engine):
         self._persisted.append(name)
         return nw.from_native(self.con.table(name))
 
-    def release(self) -> None:
-        for name in self._persisted:
+    def checkpoint(self) -> int:
+        return len(self._persisted)
+
+    def release(self, since: int = 0) -> None:
+        for name in self._persisted[since:]:
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
-        self._persisted.clear()
+        del self._persisted[since:]
 
     def map_strings(self, frame: nw.LazyFrame, column: str, out: str, fn: HashBatch) -> nw.LazyFrame:
         function = f"__map_strings_{next(self._names)}"

@@ -82,10 +82,13 @@ class PolarsEngine(Engine):
         )
         return nw.from_native(mapped)
 
-    def release(self) -> None:
-        for folder in self._persisted:
+    def checkpoint(self) -> int:
+        return len(self._persisted)
+
+    def release(self, since: int = 0) -> None:
+        for folder in self._persisted[since:]:
             shutil.rmtree(folder, ignore_errors=True)
-        self._persisted.clear()
+        del self._persisted[since:]
 
     def close(self) -> None:
         self._scratch.cleanup()

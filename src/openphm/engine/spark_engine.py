@@ -108,10 +108,13 @@ class SparkEngine(Engine):
         df = frame.to_native()
         return nw.from_native(df.withColumn(out, udf(F.col(column))))
 
-    def release(self) -> None:
-        for df in self._persisted:
+    def checkpoint(self) -> int:
+        return len(self._persisted)
+
+    def release(self, since: int = 0) -> None:
+        for df in self._persisted[since:]:
             df.unpersist()
-        self._persisted.clear()
+        del self._persisted[since:]
 
     def close(self) -> None:
         self.release()

@@ -203,6 +203,7 @@ def _load_all(
     if "lsoa" not in sources:
         eng.write("lsoa", default_lsoa(eng))
     opted_episodes = None
+    held = eng.checkpoint()  # the pseudonym map and opt-out lists, read by every table
     for name in _ORDER:
         if name not in sources:
             continue
@@ -215,6 +216,7 @@ def _load_all(
                 opted_episodes = eng.persist(
                     frame.filter(~nw.col("_opted_out").is_null()).select("episode_id").unique()
                 )
+                held = eng.checkpoint()  # read by the episode's child tables
         elif opted_episodes is not None and table.parent == ("apc_episode", "episode_id"):
             frame = mark_opted_out(frame, opted_episodes, "episode_id")
         parents = _parents(name, loaded_keys)
@@ -230,6 +232,7 @@ def _load_all(
         _record(
             eng, log, result, Outcome(name, input_rows[name], count(loaded), rows_quarantined, opted_out), quarantine
         )
+        eng.release(held)  # this table's intermediate results: written, no longer needed
 
 
 _KEYS = {"person": "person_id", "apc_episode": "episode_id"}

@@ -106,7 +106,8 @@ def split(
     """
     opted_out = 0
     if _OPTED in frame.collect_schema().names():
-        frame = engine.persist(frame)
+        # Counted by a second read rather than materialising the table: the largest tables are cheaper to
+        # scan twice than to hold in memory.
         opted_out = count(frame.filter(~nw.col(_OPTED).is_null()))
         frame = frame.filter(nw.col(_OPTED).is_null()).drop(_OPTED)
     for parent in parents:
