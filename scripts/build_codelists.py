@@ -247,18 +247,51 @@ where the condition can resolve. The per-definition code counts are in `docs/con
   concept ids and SNOMED CT terms (facts of the published eFI definition) are shipped, no text of the
   repository. Reuse terms have not been confirmed with the authors; replace these lists with a licensed
   eFI SNOMED CT list (e.g. an OpenCodelists eFI list) when one is available.
-- **Lists chosen by openphm**: where no licensed list was available, codes were taken from the
-  classification itself (ICD-10 categories, OPCS-4 X40, BNF sections, single SNOMED CT concepts); each such
-  source says so in its manifest ("chosen by openphm").
+- **Published lists quoted in the recipe**: where a suitable list is public but not in the collection the
+  build reads, its concept ids and terms are written into `scripts/codelists.yaml` as `codes:` entries, each
+  with a `citation` naming the OpenCodelists list and version and the repository, commit and path of the
+  copy that was read (MIT-licensed OpenSAFELY repositories; see the table at the end). Used for
+  bronchiectasis, chronic pain, pulmonary heart disease, physical disability, erectile dysfunction,
+  irritable bowel syndrome and anxiety.
+- **Lists chosen by openphm**: where no list was available, codes were taken from the classification itself
+  (ICD-10 categories, OPCS-4 X40, BNF sections, a few SNOMED CT concepts); each such source says so in its
+  manifest ("chosen by openphm"). Every chosen SNOMED CT id was checked, with its term, against public
+  sources (OpenCodelists exports, FHIR value sets, SNOMED CT browsers), named in the entry's `citation`;
+  ICD-10 titles were checked against the WHO ICD-10 2019 tabular list and OPCS-4 titles against the UK Renal
+  Registry dialysis list. (An earlier version listed 160303001 as family history of ischaemic heart disease;
+  that concept is family history of diabetes mellitus and was removed.)
 
 ## Not shipped
 
 - `annalhead/CPRD_multimorbidity_codelists` lists (CC BY-NC-SA 4.0: non-commercial, share-alike) and the
-  GM-SDE condition lists other than the eFI deficits (no licence) are not used. Where they were the only
-  SNOMED CT source (bronchiectasis, chronic pain, physical disability, never smoked), openphm ships the
-  parent SNOMED CT concepts it chose, and the definition is marked `completeness: partial`.
+  GM-SDE condition lists other than the eFI deficits (no licence) are not used; at most they pointed to
+  candidate concept ids, which were shipped only when found with the same term in a licensed public list.
+  Definitions still marked `completeness: partial` say why in their manifest notes (no verified list, or a
+  national rule that is not public).
 
 ## Lists used
+"""
+
+QUOTED_NOTE = """
+## Lists quoted in the recipe (`codes:` entries)
+
+| OpenCodelists list | copy read (repository at commit, path) | used for |
+|---|---|---|
+| nhsd-primary-care-domain-refsets/crdatrisk1_cod/20250627 | opensafely/winter-pressures-phase-II `4d95049d8d60`, `codelists/nhsd-primary-care-domain-refsets-crdatrisk1_cod.csv` | bronchiectasis |
+| user/rriefu/lrti/1edd8cce | opensafely/amr-uom-brit `59ef7ca778d4`, `codelists/user-rriefu-lrti.csv` | bronchiectasis |
+| opensafely/symptoms-pain/71385a33 | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/opensafely-symptoms-pain.csv` | chronic pain |
+| nhsd-primary-care-domain-refsets/pulmohyp_cod/20250912 | opensafely/disparities-comparison `ee933882688e`, `codelists/nhsd-primary-care-domain-refsets-pulmohyp_cod.csv` | pulmonary heart disease |
+| user/yayang/charlson04_heart_failure/2e3df006 | opensafely/amr-uom-brit `59ef7ca778d4`, `codelists/user-yayang-charlson04_heart_failure.csv` | pulmonary heart disease |
+| opensafely/chronic-cardiac-disease-snomed/2020-04-08, primis-covid19-vacc-uptake/chd_cov/v2.5 | opensafely/disparities-comparison `ee933882688e`, `codelists/` | pulmonary heart disease |
+| primis-covid19-vacc-uptake/cns_cov/v2.5 | opensafely/disparities-comparison `ee933882688e`, `codelists/primis-covid19-vacc-uptake-cns_cov.csv` | physical disability |
+| user/yayang/charlson09_hemiplegia/30f0affc | opensafely/amr-uom-brit `59ef7ca778d4`, `codelists/user-yayang-charlson09_hemiplegia.csv` | physical disability |
+| opensafely/symptoms-mobility-impairment/62a81387 | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/opensafely-symptoms-mobility-impairment.csv` | physical disability |
+| primis-covid19-vacc-uptake/diab/v2.5 | opensafely/disparities-comparison `ee933882688e`, `codelists/primis-covid19-vacc-uptake-diab.csv` | erectile dysfunction |
+| user/kate-mansfield/*-all-descendants | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/` | erectile dysfunction; cross-checks |
+| bristol/ibs-snomed/5d556595 | opensafely/post-covid-gastrointestinal `3d64b93350ed`, `codelists/bristol-ibs-snomed.csv` | irritable bowel syndrome |
+| opensafely/symptoms-anxiety/7519dbfe | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/opensafely-symptoms-anxiety.csv` | anxiety |
+| user/hjforbes/anxiety-symptoms-and-diagnoses/3088a1b6 | opensafely/post-covid-mentalhealth `ddb50bd8fc9e`, `codelists/user-hjforbes-anxiety-symptoms-and-diagnoses.csv` | anxiety |
+| ukrr/dialysis-opcs-4/505bef04 | opencodelists.org (codes and titles) | end-stage renal failure (OPCS-4) |
 """
 
 
@@ -267,7 +300,8 @@ def write_source_note(provenance: dict[str, Provenance], used: set[str]) -> None
     for name in sorted(used):
         p = provenance[name]
         lines.append(f"| `{name}` | {p.repository} | `{p.commit[:12]}` | `{p.path}` | {p.opencodelists or '-'} |")
-    (OUT / "SOURCE.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines.append(QUOTED_NOTE)
+    (OUT / "SOURCE.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def main() -> None:
