@@ -272,27 +272,8 @@ where the condition can resolve. The per-definition code counts are in `docs/con
 ## Lists used
 """
 
-QUOTED_NOTE = """
-## Lists quoted in the recipe (`codes:` entries)
-
-| OpenCodelists list | copy read (repository at commit, path) | used for |
-|---|---|---|
-| nhsd-primary-care-domain-refsets/crdatrisk1_cod/20250627 | opensafely/winter-pressures-phase-II `4d95049d8d60`, `codelists/nhsd-primary-care-domain-refsets-crdatrisk1_cod.csv` | bronchiectasis |
-| user/rriefu/lrti/1edd8cce | opensafely/amr-uom-brit `59ef7ca778d4`, `codelists/user-rriefu-lrti.csv` | bronchiectasis |
-| opensafely/symptoms-pain/71385a33 | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/opensafely-symptoms-pain.csv` | chronic pain |
-| nhsd-primary-care-domain-refsets/pulmohyp_cod/20250912 | opensafely/disparities-comparison `ee933882688e`, `codelists/nhsd-primary-care-domain-refsets-pulmohyp_cod.csv` | pulmonary heart disease |
-| user/yayang/charlson04_heart_failure/2e3df006 | opensafely/amr-uom-brit `59ef7ca778d4`, `codelists/user-yayang-charlson04_heart_failure.csv` | pulmonary heart disease |
-| opensafely/chronic-cardiac-disease-snomed/2020-04-08, primis-covid19-vacc-uptake/chd_cov/v2.5 | opensafely/disparities-comparison `ee933882688e`, `codelists/` | pulmonary heart disease |
-| primis-covid19-vacc-uptake/cns_cov/v2.5 | opensafely/disparities-comparison `ee933882688e`, `codelists/primis-covid19-vacc-uptake-cns_cov.csv` | physical disability |
-| user/yayang/charlson09_hemiplegia/30f0affc | opensafely/amr-uom-brit `59ef7ca778d4`, `codelists/user-yayang-charlson09_hemiplegia.csv` | physical disability |
-| opensafely/symptoms-mobility-impairment/62a81387 | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/opensafely-symptoms-mobility-impairment.csv` | physical disability |
-| primis-covid19-vacc-uptake/diab/v2.5 | opensafely/disparities-comparison `ee933882688e`, `codelists/primis-covid19-vacc-uptake-diab.csv` | erectile dysfunction |
-| user/kate-mansfield/*-all-descendants | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/` | erectile dysfunction; cross-checks |
-| bristol/ibs-snomed/5d556595 | opensafely/post-covid-gastrointestinal `3d64b93350ed`, `codelists/bristol-ibs-snomed.csv` | irritable bowel syndrome |
-| opensafely/symptoms-anxiety/7519dbfe | opensafely/long-covid-symptoms `b1a38bc33acd`, `codelists/opensafely-symptoms-anxiety.csv` | anxiety |
-| user/hjforbes/anxiety-symptoms-and-diagnoses/3088a1b6 | opensafely/post-covid-mentalhealth `ddb50bd8fc9e`, `codelists/user-hjforbes-anxiety-symptoms-and-diagnoses.csv` | anxiety |
-| ukrr/dialysis-opcs-4/505bef04 | opencodelists.org (codes and titles) | end-stage renal failure (OPCS-4) |
-"""
+QUOTED_NOTE = Path(__file__).with_name("codelists_quoted.md")
+"""The public lists quoted by id and term in the recipe, with the copy that was read (appended to SOURCE.md)."""
 
 
 def write_source_note(provenance: dict[str, Provenance], used: set[str]) -> None:
@@ -300,7 +281,7 @@ def write_source_note(provenance: dict[str, Provenance], used: set[str]) -> None
     for name in sorted(used):
         p = provenance[name]
         lines.append(f"| `{name}` | {p.repository} | `{p.commit[:12]}` | `{p.path}` | {p.opencodelists or '-'} |")
-    lines.append(QUOTED_NOTE)
+    lines.append("\n" + QUOTED_NOTE.read_text(encoding="utf-8"))
     (OUT / "SOURCE.md").write_text("\n".join(lines), encoding="utf-8")
 
 
