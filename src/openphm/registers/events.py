@@ -37,10 +37,22 @@ def _events_of(column: CodedColumn, tables: Mapping[str, nw.LazyFrame | None]) -
     )
 
 
+def events_by_system(tables: Mapping[str, nw.LazyFrame | None], systems: Iterable[str]) -> dict[str, nw.LazyFrame]:
+    """Every coded event of the given systems, from whichever tables are present, one frame per system.
+
+    Kept apart so that matching a system's lists reads only the tables coded in it: filtering one
+    concatenation of every setting by system would scan the largest tables again for every prefix length.
+    """
+    parts: dict[str, list[nw.LazyFrame]] = {}
+    for column in CODED_COLUMNS:
+        if column.system.name in set(systems) and (part := _events_of(column, tables)) is not None:
+            parts.setdefault(column.system.name, []).append(part)
+    return {system: nw.concat(frames, how="vertical") for system, frames in parts.items()}
+
+
 def coded_events(tables: Mapping[str, nw.LazyFrame | None], systems: Iterable[str]) -> nw.LazyFrame | None:
     """Every coded event of the given systems, from whichever tables are present."""
-    wanted = set(systems)
-    parts = [p for c in CODED_COLUMNS if c.system.name in wanted and (p := _events_of(c, tables)) is not None]
+    parts = list(events_by_system(tables, systems).values())
     return nw.concat(parts, how="vertical") if parts else None
 
 
@@ -66,20 +78,27 @@ def codelist_frame(engine: Engine, lists: Iterable[tuple[str, bool, Codelist]]) 
     return engine.frame(pa.table(rows, schema=schema))
 
 
-def match(events: nw.LazyFrame, codes: nw.LazyFrame, prefix_lengths: Mapping[str, list[int]]) -> nw.LazyFrame:
-    """Events joined to the lists they match: (person_id, date, setting, definition, resolved)."""
+def match(
+    events: Mapping[str, nw.LazyFrame], codes: nw.LazyFrame, prefix_lengths: Mapping[str, list[int]]
+) -> nw.LazyFrame | None:
+    """Events (by system, from :func:`events_by_system`) joined to the lists they match.
+
+    Rows are (person_id, date, setting, definition, resolved); None when no event is in a listed system. An
+    event that matches a definition by two of its codes (or two prefix lengths) appears once per match:
+    every caller summarises by person, definition and date, so removing the repeats here would only cost a
+    pass over every matched event.
+    """
     keep = ["person_id", "date", "setting", "definition", "resolved"]
-    exact_systems = [s for s in ("snomed", "dmd") if s not in prefix_lengths]
-    parts = [
-        events.filter(nw.col("system").is_in(exact_systems))
-        .join(codes.select("system", "code", "definition", "resolved"), on=["system", "code"], how="inner")
-        .select(keep)
-    ]
-    for system, lengths in prefix_lengths.items():
+    parts = []
+    for system, frame in events.items():
         listed = codes.filter(nw.col("system") == system)
-        for length in lengths:
-            prefixed = events.filter((nw.col("system") == system) & (nw.col("code").str.len_chars() >= length))
-            prefixed = prefixed.with_columns(nw.col("code").str.slice(0, length).alias("code"))
+        if system not in prefix_lengths:
+            parts.append(frame.join(listed.select("code", "definition", "resolved"), on="code", how="inner"))
+            continue
+        for length in prefix_lengths[system]:
+            prefixed = frame.filter(nw.col("code").str.len_chars() >= length).with_columns(
+                nw.col("code").str.slice(0, length).alias("code")
+            )
             same_length = listed.filter(nw.col("length") == length).select("code", "definition", "resolved")
-            parts.append(prefixed.join(same_length, on="code", how="inner").select(keep))
-    return nw.concat(parts, how="vertical").unique()
+            parts.append(prefixed.join(same_length, on="code", how="inner"))
+    return nw.concat([p.select(keep) for p in parts], how="vertical") if parts else None

@@ -17,7 +17,7 @@ import pyarrow as pa
 from openphm.codes.systems import SETTINGS
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
-from openphm.registers.events import coded_events, codelist_frame, match
+from openphm.registers.events import codelist_frame, events_by_system, match
 
 SOURCES = ("gp_event", "gp_medication", "apc_episode", "apc_diagnosis", "apc_procedure", "ae_attendance")
 REGISTER_KINDS = ("condition", "medicine", "procedure")
@@ -65,10 +65,10 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
 
     population = tables["population"]
     assert population is not None
-    events = coded_events(tables, systems)
-    if events is None:  # no coded table at all: an empty register, said plainly by its row count
-        return {"register": _empty(population)}
+    events = events_by_system(tables, systems)
     matched = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in prefix_lengths.items()})
+    if matched is None:  # no coded table at all: an empty register, said plainly by its row count
+        return {"register": _empty(population)}
     coded = _as_at_each_date(matched, context)
     windows = _windows(context, {d.id: d.lookback_days for d in chosen})
     active = (nw.col("last_resolved_date").is_null() | (nw.col("last_date") > nw.col("last_resolved_date"))) & (

@@ -29,7 +29,7 @@ import pyarrow as pa
 from openphm.content import content_path
 from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
-from openphm.registers.events import coded_events, codelist_frame, match
+from openphm.registers.events import codelist_frame, events_by_system, match
 
 REGISTER_TESTS = ("active", "ever", "coded_within", "first_within")
 ISSUES = "issues"
@@ -101,15 +101,15 @@ def _issue_days(medication: nw.LazyFrame, names: set[str], context: RunContext) 
     """(person_id, date, definition): distinct days on which a medicine of each named definition was issued."""
     chosen = [d for d in definitions(context, ("medicine",)) if d.id in names]
     lists = [(d.id, False, c) for d in chosen for c in d.codelists.values()]
-    events = coded_events({"gp_medication": medication}, {c.system.name for _, _, c in lists})
-    if not lists or events is None:
+    events = events_by_system({"gp_medication": medication}, {c.system.name for _, _, c in lists})
+    if not lists or not events:
         return None
     lengths: dict[str, set[int]] = {}
     for _, _, codelist in lists:
         if codelist.system.prefix:
             lengths.setdefault(codelist.system.name, set()).update(codelist.prefix_lengths())
     matched = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in lengths.items()})
-    return matched.select("person_id", "date", "definition").unique()
+    return None if matched is None else matched.select("person_id", "date", "definition").unique()
 
 
 def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: CmsSpec | None = None) -> nw.LazyFrame:

@@ -27,7 +27,7 @@ from openphm.content import content_path
 from openphm.errors import InputError
 from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
-from openphm.registers.events import coded_events, codelist_frame, match
+from openphm.registers.events import codelist_frame, events_by_system, match
 from openphm.risk.qrisk3 import BINARY, FEMALE, MALE, model
 
 KEYS = ["person_id", "as_of"]
@@ -101,10 +101,10 @@ def _medicines(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -
     for _, _, codelist in lists:
         if codelist.system.prefix:
             prefix.setdefault(codelist.system.name, set()).update(codelist.prefix_lengths())
-    events = coded_events({"gp_medication": medication}, {c.system.name for _, _, c in lists})
-    if events is None:
-        return None
+    events = events_by_system({"gp_medication": medication}, {c.system.name for _, _, c in lists})
     issued = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in prefix.items()})
+    if issued is None:
+        return None
     rows = [
         (name, rule["definition"], as_of, as_of - timedelta(days=int(rule["window_days"]) - 1), int(rule["min_issues"]))
         for name, rule in spec.items()
@@ -143,14 +143,14 @@ def _family_history(
     if not chosen:
         return None
     lists = [(d.id, False, c) for d in chosen for c in d.codelists.values()]
-    events = coded_events(tables, {c.system.name for _, _, c in lists})
-    if events is None:
-        return None
+    events = events_by_system(tables, {c.system.name for _, _, c in lists})
     prefix: dict[str, set[int]] = {}
     for _, _, codelist in lists:
         if codelist.system.prefix:
             prefix.setdefault(codelist.system.name, set()).update(codelist.prefix_lengths())
     coded = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in prefix.items()})
+    if coded is None:
+        return None
     first = coded.group_by("person_id").agg(nw.col("date").min().alias("first_date"))
     return (
         population.select(*KEYS)
