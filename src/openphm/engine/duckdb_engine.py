@@ -23,6 +23,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+MEMORY_ENV = "OPENPHM_DUCKDB_MEMORY"
+DEFAULT_MEMORY = "4GB"
+"""DuckDB's buffer limit unless ``OPENPHM_DUCKDB_MEMORY`` sets another. DuckDB's own default (80% of the machine)
+let a 1M-person run reach 7.6 GB; with 4 GB it spills joins, sorts and temporary tables to disk instead and the
+whole process peaked at 4.4 GB, 10% slower (docs/performance.md). Raise it for populations of several million."""
+
+
 class DuckDBEngine(Engine):
     name: ClassVar[str] = "duckdb"
     store_format: ClassVar[str] = "duckdb"
@@ -34,8 +41,7 @@ class DuckDBEngine(Engine):
         # Spill to a private temporary folder rather than beside the store, so a failed run leaves
         # nothing next to the published file.
         self.con.execute(f"SET temp_directory = {_literal(self._spill.name)}")
-        if limit := os.environ.get("OPENPHM_DUCKDB_MEMORY"):
-            self.con.execute(f"SET memory_limit = {_literal(limit)}")
+        self.con.execute(f"SET memory_limit = {_literal(os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY)}")
         self.con.execute("SET preserve_insertion_order = true")
         self._names = itertools.count()
         self._functions: list[str] = []
