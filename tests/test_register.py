@@ -161,3 +161,31 @@ def test_test_definitions_load() -> None:
     definitions = load_definitions(CODELISTS)
     assert definitions["asthma"].code_counts() == {"snomed": 1, "icd10": 2}
     assert definitions["cancer"].lookback_days == 1826
+
+
+def test_ingest_stores_codes_in_canonical_form(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    """Stages match plain columns against the lists, so ingest must leave every code column canonical."""
+    tables: Rows = {
+        "person": PEOPLE,
+        "apc_episode": [
+            {
+                "nhs_number": BOB,
+                "episode_id": "E1",
+                "admission_date": "2021-01-10",
+                "discharge_date": "2021-01-12",
+                "admission_method": "21",
+            }
+        ],
+        "apc_diagnosis": [
+            {"episode_id": "E1", "position": 1, "icd10_code": "j45.9"},
+            {"episode_id": "E1", "position": 2, "icd10_code": "I10X"},
+            {"episode_id": "E1", "position": 3, "icd10_code": "A17.0D"},
+        ],
+        "apc_procedure": [{"episode_id": "E1", "position": 1, "opcs4_code": "x40.3"}],
+        "gp_event": [gp(ALICE, "2020-05-01", " 195967001 ")],
+    }
+    store = store_path(tmp_path, "duckdb")
+    ingest(source(tables), store, key=KEY, engine="duckdb", extract_date=EXTRACT)
+    assert sorted(read_table(store, "apc_diagnosis")["icd10_code"]) == ["A170", "I10", "J459"]
+    assert read_table(store, "apc_procedure")["opcs4_code"].to_list() == ["X403"]
+    assert read_table(store, "gp_event")["snomed_code"].to_list() == ["195967001"]

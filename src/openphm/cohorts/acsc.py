@@ -14,7 +14,6 @@ from collections.abc import Iterable
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.codes.systems import ICD10, OPCS4
 from openphm.cohorts.definitions import RuleSetRow
 from openphm.engine import Engine
 
@@ -58,7 +57,7 @@ def qualifying_episodes(
     diagnosis_rows = [r for r in rows if r.system == "icd10"]
     procedure_rows = [r for r in rows if r.kind == "without_procedure"]
     coded = diagnoses.filter(~nw.col("icd10_code").is_null()).select(
-        "episode_id", "position", ICD10.normalise(nw.col("icd10_code")).alias("code")
+        "episode_id", "position", nw.col("icd10_code").alias("code")
     )
     matched = _prefix_join(coded, _codes(engine, diagnosis_rows), (len(r.code) for r in diagnosis_rows))
     primary = nw.col("position") == 1
@@ -79,7 +78,7 @@ def qualifying_episodes(
     )
     if procedure_rows and procedures is not None:
         operated = procedures.filter(~nw.col("opcs4_code").is_null()).select(
-            "episode_id", OPCS4.normalise(nw.col("opcs4_code")).alias("code")
+            "episode_id", nw.col("opcs4_code").alias("code")
         )
         barred = (
             _prefix_join(operated, _codes(engine, procedure_rows), (len(r.code) for r in procedure_rows))

@@ -12,6 +12,7 @@ from datetime import date
 
 import narwhals as nw
 
+from openphm.codes.systems import CODED_COLUMNS
 from openphm.contract.schema import Column, Table
 from openphm.engine import ROW
 
@@ -87,8 +88,18 @@ def with_parsed(frame: nw.LazyFrame, table: Table) -> nw.LazyFrame:
 
 
 def loaded_columns(table: Table) -> list[nw.Expr]:
-    """The contract columns of ``table``, typed, from a frame prepared by :func:`with_parsed`."""
-    return [nw.col(c.name) if c.type == "str" else nw.col(parsed(c.name)).alias(c.name) for c in table.columns]
+    """The contract columns of ``table``, typed, from a frame prepared by :func:`with_parsed`.
+
+    Clinical codes are stored in their system's canonical form (e.g. ICD-10 'I50.0' as I500): normalised once
+    here, so that every stage matching them against code lists compares plain columns.
+    """
+    systems = {c.column: c.system for c in CODED_COLUMNS if c.table == table.name}
+    return [
+        (systems[c.name].normalise(nw.col(c.name)) if c.name in systems else nw.col(c.name)).alias(c.name)
+        if c.type == "str"
+        else nw.col(parsed(c.name)).alias(c.name)
+        for c in table.columns
+    ]
 
 
 def nhs_number_valid(text: nw.Expr) -> nw.Expr:

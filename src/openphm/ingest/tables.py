@@ -126,8 +126,14 @@ def split(
     frame = with_parsed(frame, table)
     checks = [*checks, *table_checks(table, extract_date)]
     flags = [f"_v{i}" for i in range(len(checks))]
+    # Only what is loaded, the row number and the flags are kept: the raw text of the typed columns, needed
+    # only by the checks, would double what is materialised.
     flagged = engine.persist(
-        frame.with_columns(*[c.violated.fill_null(False).alias(f) for c, f in zip(checks, flags, strict=True)])
+        frame.select(
+            ROW,
+            *loaded_columns(table),
+            *[c.violated.fill_null(False).alias(f) for c, f in zip(checks, flags, strict=True)],
+        )
     )
     quarantine = nw.concat(
         [
@@ -143,4 +149,4 @@ def split(
         how="vertical",
     )
     clean = flagged.filter(~nw.any_horizontal(*[nw.col(f) for f in flags], ignore_nulls=False))
-    return clean.select(loaded_columns(table)), quarantine, opted_out
+    return clean.select(*[c.name for c in table.columns]), quarantine, opted_out

@@ -32,7 +32,7 @@ def _events_of(column: CodedColumn, tables: Mapping[str, nw.LazyFrame | None]) -
         nw.col("person_id"),
         nw.col(column.date).alias("date"),
         nw.lit(column.system.name).alias("system"),
-        column.system.normalise(nw.col(column.column)).alias("code"),
+        nw.col(column.column).alias("code"),  # stored in canonical form by ingest
         nw.lit(column.setting).alias("setting"),
     )
 

@@ -23,7 +23,6 @@ import narwhals as nw
 import pyarrow as pa
 import yaml
 
-from openphm.codes.systems import BNF
 from openphm.content import content_path
 
 POLYPHARMACY = "polypharmacy"
@@ -70,7 +69,7 @@ def spec() -> EfiSpec:
 
 def medicines(medication: nw.LazyFrame, window: nw.LazyFrame, efi: EfiSpec) -> nw.LazyFrame:
     """(person_id, as_of, medicines): distinct medicines issued in ``window`` (as_of, since), since exclusive."""
-    bnf = BNF.normalise(nw.col("bnf_code"))
+    bnf = nw.col("bnf_code")  # canonical since ingest
     medicine = (
         nw.when(nw.col("bnf_code").is_null())
         .then(nw.concat_str([nw.lit("dmd:"), nw.col("dmd_code").cast(nw.String)]))

@@ -31,15 +31,24 @@ def category_points() -> pa.Table:
     )
 
 
-def hfrs(codes: nw.LazyFrame, points: nw.LazyFrame, id_column: str = "id", code_column: str = "code") -> nw.LazyFrame:
+def hfrs(
+    codes: nw.LazyFrame,
+    points: nw.LazyFrame,
+    id_column: str = "id",
+    code_column: str = "code",
+    *,
+    normalised: bool = False,
+) -> nw.LazyFrame:
     """One row per id in ``codes``: ``hfrs`` (points, to one decimal place) and ``hfrs_band``.
 
     ``points`` is :func:`category_points` as a frame of the same engine as ``codes``. Ids with no scoring
-    code score 0 (low), so everyone given is in the output.
+    code score 0 (low), so everyone given is in the output. ``normalised`` says the codes are already in
+    canonical form (as in a store), which skips normalising them again.
     """
+    code = nw.col(code_column) if normalised else ICD10.normalise(nw.col(code_column))
     categories = (
         codes.filter(~nw.col(code_column).is_null())
-        .select(nw.col(id_column), ICD10.normalise(nw.col(code_column)).str.slice(0, 3).alias("category"))
+        .select(nw.col(id_column), code.str.slice(0, 3).alias("category"))
         .unique()
     )
     scored = (

@@ -25,7 +25,6 @@ from datetime import timedelta
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.codes.systems import ICD10
 from openphm.pipeline import RunContext, stage
 from openphm.risk import comorbidity
 from openphm.risk import efi as frailty
@@ -65,7 +64,7 @@ def hospital_codes(tables: Mapping[str, nw.LazyFrame | None], context: RunContex
         .join(episodes.select("episode_id", "person_id", "admission_date"), on="episode_id", how="inner")
         .join(window(context, days), how="cross")
         .filter((nw.col("admission_date") > nw.col("since")) & (nw.col("admission_date") <= nw.col("as_of")))
-        .select("person_id", "as_of", ICD10.normalise(nw.col("icd10_code")).alias("code"))
+        .select("person_id", "as_of", nw.col("icd10_code").alias("code"))  # canonical since ingest
         .unique()
     )
 
@@ -86,7 +85,7 @@ def _hfrs(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> nw.
     if codes is None:
         return None
     keyed, keys = _keyed(codes, context)
-    scored = hfrs(keyed, context.engine.frame(category_points()), id_column="key")
+    scored = hfrs(keyed, context.engine.frame(category_points()), id_column="key", normalised=True)
     return scored.join(keys, on="key", how="inner").select(*KEY, "hfrs", "hfrs_band")
 
 
