@@ -22,6 +22,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.content import content_path
+from openphm.engine import distinct
 from openphm.errors import InputError
 from openphm.pipeline import RunContext, stage
 from openphm.pipeline.dates import day_number, days_between
@@ -153,9 +154,9 @@ def _admissions(episodes: nw.LazyFrame) -> nw.LazyFrame:
 def _event_sources(tables: Mapping[str, nw.LazyFrame | None]) -> list[nw.LazyFrame]:
     parts = []
     if (gp := tables.get("gp_event")) is not None:
-        parts.append(_events(gp.select("person_id", "event_date").unique(), "event_date", "gp", cost=False))
+        parts.append(_events(gp.select("person_id", "event_date").pipe(distinct), "event_date", "gp", cost=False))
     if (medication := tables.get("gp_medication")) is not None:
-        days = medication.select("person_id", "issue_date").unique()
+        days = medication.select("person_id", "issue_date").pipe(distinct)
         parts.append(_events(days, "issue_date", "medication", cost=False))
     if (ae := tables.get("ae_attendance")) is not None:
         parts.append(_events(ae, "arrival_date", "ae"))

@@ -16,7 +16,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
-from openphm.engine import Engine
+from openphm.engine import Engine, distinct
 
 NATIONAL_CODE = "E92000001"
 NATIONAL_NAME = "England"
@@ -298,7 +298,7 @@ def cohort_aggregates(
     """`agg_cohort`: distinct members of each cohort who are in the population, per level, area and as_of."""
     joined = (
         members.select("cohort", "person_id", "as_of")
-        .unique()
+        .pipe(distinct)
         .join(persons.select("person_id", "as_of", *CODE_COLUMNS.values()), on=["person_id", "as_of"], how="inner")
     )
     frame = _by_level(engine, joined, ("cohort",), "people")

@@ -17,7 +17,7 @@ from scipy import stats
 
 from openphm.analytics.aggregates import CODE_COLUMNS, COST_SQUARED, located
 from openphm.analytics.settings import Settings, esp2013
-from openphm.engine import Engine
+from openphm.engine import Engine, distinct
 
 Z95 = float(stats.norm.ppf(0.975))
 STANDARD_SEXES = ("F", "M")
@@ -230,7 +230,7 @@ def strata(
         )
     )
     groups = denominators.group_by(*GROUP).agg(nw.col("n").sum().cast(nw.Int64).alias("people"))
-    measures = numerator.select("level", "area_code", "as_of", "measure", "measure_kind").unique()
+    measures = numerator.select("level", "area_code", "as_of", "measure", "measure_kind").pipe(distinct)
     return (
         groups.join(measures, on=["level", "area_code", "as_of"], how="inner")
         .join(terms, on=[*GROUP, "measure", "measure_kind"], how="left")

@@ -15,7 +15,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.cohorts.definitions import RuleSetRow
-from openphm.engine import Engine
+from openphm.engine import Engine, distinct
 
 
 def _codes(engine: Engine, rows: Iterable[RuleSetRow]) -> nw.LazyFrame:
@@ -83,7 +83,7 @@ def qualifying_episodes(
         barred = (
             _prefix_join(operated, _codes(engine, procedure_rows), (len(r.code) for r in procedure_rows))
             .select("episode_id", "condition")
-            .unique()
+            .pipe(distinct)
             .with_columns(nw.lit(True).alias("barred"))
         )
         accepted = (
@@ -91,4 +91,4 @@ def qualifying_episodes(
             .filter(nw.col("barred").is_null())
             .select("episode_id", "condition")
         )
-    return accepted.unique()
+    return accepted.pipe(distinct)

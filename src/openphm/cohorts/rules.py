@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from openphm.cohorts.acsc import qualifying_episodes
 from openphm.cohorts.definitions import Comparison, Condition, Rule
-from openphm.engine import Engine
+from openphm.engine import Engine, distinct
 
 KEY = ["person_id", "as_of"]
 CODED_SOURCES = ("gp_event", "gp_medication", "apc_diagnosis", "apc_procedure", "ae_attendance")
@@ -135,7 +135,7 @@ def _register(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, ...
         coded = coded.join(windows(engine, as_of, rule.within_days), on="as_of", how="inner").filter(
             nw.col("last_date") >= nw.col("window_start")
         )
-    return coded.select(*KEY).unique().with_columns(nw.lit(None, dtype=nw.String).alias("why"))
+    return coded.select(*KEY).pipe(distinct).with_columns(nw.lit(None, dtype=nw.String).alias("why"))
 
 
 def _admissions(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, ...]) -> nw.LazyFrame:

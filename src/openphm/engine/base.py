@@ -95,6 +95,15 @@ class Engine(ABC):
         """Release connections and temporary files."""
 
 
+def distinct(frame: nw.LazyFrame) -> nw.LazyFrame:
+    """The distinct rows of ``frame``.
+
+    A group-by on every column: narwhals' ``unique`` numbers the rows of each group with a window function
+    on DuckDB, which took 2.8 s where the group-by took 1.0 s (18 M medication issues, docs/performance.md).
+    """
+    return frame.group_by(*frame.collect_schema().names()).agg()
+
+
 def count(frame: nw.LazyFrame) -> int:
     """Number of rows of a lazy frame, computed by its engine."""
     return int(frame.select(nw.len()).collect().item())

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 from openphm.content import content_path
 from openphm.contract.reader import SourceFile, discover, read
 from openphm.contract.schema import TABLES
-from openphm.engine import Engine, building, count
+from openphm.engine import Engine, building, count, distinct
 from openphm.errors import InputError
 from openphm.ingest.pseudonymise import KeyedHash, normalise_nhs_number
 from openphm.ingest.rules import nhs_number_valid
@@ -92,9 +92,9 @@ def _pseudonym_map(
     if not numbers:
         return None
     # Distinct first: the Modulus 11 check then runs once per person, not once per event row.
-    distinct = engine.persist(nw.concat(numbers, how="vertical").unique())
-    distinct = engine.persist(distinct.filter(nhs_number_valid(nw.col("nhs_number"))))
-    return engine.persist(engine.map_strings(distinct, "nhs_number", "person_id", KeyedHash(key)))
+    numbers_once = engine.persist(nw.concat(numbers, how="vertical").pipe(distinct))
+    valid = engine.persist(numbers_once.filter(nhs_number_valid(nw.col("nhs_number"))))
+    return engine.persist(engine.map_strings(valid, "nhs_number", "person_id", KeyedHash(key)))
 
 
 def _person(loaded: nw.LazyFrame, lsoa: nw.LazyFrame, practice: nw.LazyFrame | None) -> nw.LazyFrame:
@@ -191,11 +191,11 @@ def _load_all(
             eng,
             log,
             result,
-            Outcome("opt_out", input_rows["opt_out"], count(listed), count(quarantine.select("row").unique()), 0),
+            Outcome("opt_out", input_rows["opt_out"], count(listed), count(quarantine.select("row").pipe(distinct)), 0),
             quarantine,
         )
         if purpose == "planning":
-            opted_people = eng.persist(listed.unique())
+            opted_people = eng.persist(listed.pipe(distinct))
         else:
             log.add("opt_out", "opt_out", "not_applied", detail=f"purpose {purpose}: the opt-out does not apply")
 
@@ -214,7 +214,7 @@ def _load_all(
             frame = mark_opted_out(frame, opted_people, "person_id")
             if name == "apc_episode":
                 opted_episodes = eng.persist(
-                    frame.filter(~nw.col("_opted_out").is_null()).select("episode_id").unique()
+                    frame.filter(~nw.col("_opted_out").is_null()).select("episode_id").pipe(distinct)
                 )
                 held = eng.checkpoint()  # read by the episode's child tables
         elif opted_episodes is not None and table.parent == ("apc_episode", "episode_id"):
@@ -228,7 +228,7 @@ def _load_all(
         if name in _KEYS:
             loaded_keys[name] = loaded.select(_KEYS[name])
         quarantine = eng.persist(quarantine)
-        rows_quarantined = count(quarantine.select("row").unique())
+        rows_quarantined = count(quarantine.select("row").pipe(distinct))
         _record(
             eng, log, result, Outcome(name, input_rows[name], count(loaded), rows_quarantined, opted_out), quarantine
         )

@@ -27,6 +27,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.content import content_path
+from openphm.engine import distinct
 from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
@@ -109,7 +110,7 @@ def _issue_days(medication: nw.LazyFrame, names: set[str], context: RunContext) 
         if codelist.system.prefix:
             lengths.setdefault(codelist.system.name, set()).update(codelist.prefix_lengths())
     matched = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in lengths.items()})
-    return None if matched is None else matched.select("person_id", "date", "definition").unique()
+    return None if matched is None else matched.select("person_id", "date", "definition").pipe(distinct)
 
 
 def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: CmsSpec | None = None) -> nw.LazyFrame:
@@ -174,7 +175,7 @@ def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: Cms
     none = nw.lit(0, nw.Int64)
     present = (
         nw.concat(met, how="vertical")
-        .unique()
+        .pipe(distinct)
         .with_columns(
             nw.when(nw.col("negate")).then(none).otherwise(one).alias("positive"),
             nw.when(nw.col("negate")).then(one).otherwise(none).alias("negative"),
@@ -184,7 +185,7 @@ def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: Cms
         .join(needs, on=["condition", "alternative"], how="inner")
         .filter((nw.col("positive") == nw.col("required")) & (nw.col("negative") == 0))
         .select("person_id", "as_of", "condition")
-        .unique()
+        .pipe(distinct)
     )
     return (
         present.join(weights, on="condition", how="inner")

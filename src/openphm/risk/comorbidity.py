@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from openphm.codes.systems import ICD10
 from openphm.content import content_path
+from openphm.engine import distinct
 from openphm.errors import InputError
 
 Frame = Callable[[pa.Table], nw.LazyFrame]
@@ -113,7 +114,7 @@ def flags(
         .select(id_column, "comorbidity")
         for length in sorted({len(p) for _, p in index.codes})
     ]
-    matched = nw.concat(parts, how="vertical").unique()
+    matched = nw.concat(parts, how="vertical").pipe(distinct)
     indicators = [
         nw.when(nw.col("comorbidity") == c).then(nw.lit(1, nw.Int64)).otherwise(nw.lit(0, nw.Int64)).alias(c)
         for c in index.comorbidities
@@ -139,7 +140,7 @@ def score(
     """
     chosen = index.weighting(weights)
     found = flags(codes, index, frame, id_column, normalised=normalised)
-    result = codes.select(id_column).unique().join(found, on=id_column, how="left")
+    result = codes.select(id_column).pipe(distinct).join(found, on=id_column, how="left")
     result = result.with_columns(*[nw.col(c).fill_null(0) for c in index.comorbidities])
     superseded = {}
     for comorbidity, by in index.hierarchy:

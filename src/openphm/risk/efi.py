@@ -24,6 +24,7 @@ import pyarrow as pa
 import yaml
 
 from openphm.content import content_path
+from openphm.engine import distinct
 
 POLYPHARMACY = "polypharmacy"
 Frame = Callable[[pa.Table], nw.LazyFrame]
@@ -82,7 +83,7 @@ def medicines(medication: nw.LazyFrame, window: nw.LazyFrame, efi: EfiSpec) -> n
         .join(window, how="cross")
         .filter((nw.col("issue_date") > nw.col("since")) & (nw.col("issue_date") <= nw.col("as_of")))
         .select("person_id", "as_of", "medicine")
-        .unique()
+        .pipe(distinct)
         .group_by("person_id", "as_of")
         .agg(nw.col("medicine").count().alias("medicines"))
     )
@@ -112,7 +113,7 @@ def efi(
             register.filter(nw.col("from_gp"))
             .join(definitions, on="definition", how="inner")
             .select("person_id", "as_of", "definition")
-            .unique()
+            .pipe(distinct)
             .group_by("person_id", "as_of")
             .agg(nw.col("definition").count().cast(nw.Int64).alias("coded"))
         )

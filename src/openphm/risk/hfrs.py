@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from openphm.codes.systems import ICD10
 from openphm.content import content_path
+from openphm.engine import distinct
 
 INTERMEDIATE, HIGH = 5.0, 15.0
 
@@ -49,7 +50,7 @@ def hfrs(
     categories = (
         codes.filter(~nw.col(code_column).is_null())
         .select(nw.col(id_column), code.str.slice(0, 3).alias("category"))
-        .unique()
+        .pipe(distinct)
     )
     scored = (
         categories.join(points, on="category", how="inner")
@@ -66,7 +67,7 @@ def hfrs(
     )
     return (
         codes.select(id_column)
-        .unique()
+        .pipe(distinct)
         .join(scored, on=id_column, how="left")
         .with_columns(score)
         .with_columns(band.alias("hfrs_band"))

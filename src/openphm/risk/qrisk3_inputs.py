@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import yaml
 
 from openphm.content import content_path
+from openphm.engine import distinct
 from openphm.errors import InputError
 from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
@@ -124,7 +125,7 @@ def _medicines(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -
     )
     counted = (
         issued.select("person_id", "definition", "date")
-        .unique()
+        .pipe(distinct)
         .join(windows, on="definition", how="inner")
         .filter((nw.col("date") >= nw.col("window_start")) & (nw.col("date") <= nw.col("as_of")))
         .group_by("person_id", "as_of", "input")

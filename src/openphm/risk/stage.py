@@ -25,6 +25,7 @@ from datetime import timedelta
 import narwhals as nw
 import pyarrow as pa
 
+from openphm.engine import distinct
 from openphm.pipeline import RunContext, stage
 from openphm.risk import comorbidity
 from openphm.risk import efi as frailty
@@ -65,7 +66,7 @@ def hospital_codes(tables: Mapping[str, nw.LazyFrame | None], context: RunContex
         .join(window(context, days), how="cross")
         .filter((nw.col("admission_date") > nw.col("since")) & (nw.col("admission_date") <= nw.col("as_of")))
         .select("person_id", "as_of", nw.col("icd10_code").alias("code"))  # canonical since ingest
-        .unique()
+        .pipe(distinct)
     )
 
 
@@ -77,7 +78,7 @@ def _keyed(codes: nw.LazyFrame, context: RunContext) -> tuple[nw.LazyFrame, nw.L
     keyed = codes.join(dates, on="as_of", how="inner").with_columns(
         nw.concat_str([nw.col("person_id"), nw.lit("|"), nw.col("n").cast(nw.String)]).alias("key")
     )
-    return keyed.select("key", "code"), keyed.select("key", "person_id", "as_of").unique()
+    return keyed.select("key", "code"), keyed.select("key", "person_id", "as_of").pipe(distinct)
 
 
 def _hfrs(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> nw.LazyFrame | None:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import yaml
 
 from openphm.content import content_path
-from openphm.engine import Engine, count
+from openphm.engine import Engine, count, distinct
 
 EMERGENCY_METHODS = ("21", "22", "23", "24", "25", "26", "27", "28")
 """HES admission methods of an emergency admission."""
@@ -211,7 +211,7 @@ def with_outcome(frame: nw.LazyFrame, apc_episode: nw.LazyFrame, engine: Engine,
         .join(windows, how="cross")
         .filter((nw.col("admission_date") > nw.col("as_of")) & (nw.col("admission_date") <= nw.col("outcome_end")))
         .select("person_id", "as_of")
-        .unique()
+        .pipe(distinct)
         .with_columns(nw.lit(True).alias("admitted"))
     )
     return frame.join(admitted, on=["person_id", "as_of"], how="left").with_columns(nw.col("admitted").fill_null(False))
