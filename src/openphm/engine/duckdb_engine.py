@@ -24,10 +24,10 @@ def _literal(text: str) -> str:
 
 
 MEMORY_ENV = "OPENPHM_DUCKDB_MEMORY"
-DEFAULT_MEMORY = "4GB"
+DEFAULT_MEMORY = "5GB"
 """DuckDB's buffer limit unless ``OPENPHM_DUCKDB_MEMORY`` sets another. DuckDB's own default (80% of the machine)
-let a 1M-person run reach 7.6 GB; with 4 GB it spills joins, sorts and temporary tables to disk instead and the
-whole process peaked at 4.4 GB, 10% slower (docs/performance.md). Raise it for populations of several million."""
+let a 1M-person run reach 7.6 GB; with 5 GB it spills joins, sorts and temporary tables to disk instead and the
+whole process peaked at 5.2 GB (docs/performance.md). Raise it for populations of several million."""
 
 
 class DuckDBEngine(Engine):
