@@ -42,7 +42,10 @@ class DuckDBEngine(Engine):
         # nothing next to the published file.
         self.con.execute(f"SET temp_directory = {_literal(self._spill.name)}")
         self.con.execute(f"SET memory_limit = {_literal(os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY)}")
-        self.con.execute("SET preserve_insertion_order = true")
+        # Off unless CSV is read (see read_csv): keeping insertion order makes DuckDB hold results it could
+        # otherwise stream or spill, and a 10M-person run ran out of its 5 GB with it on. No stage relies on
+        # row order: every output that must be ordered is sorted.
+        self.con.execute("SET preserve_insertion_order = false")
         self._names = itertools.count()
         self._functions: list[str] = []
         self._persisted: list[str] = []
@@ -52,7 +55,8 @@ class DuckDBEngine(Engine):
 
     def read_csv(self, path: Path) -> nw.LazyFrame:
         # row_number() over an unordered window follows the scan, which keeps file order while
-        # preserve_insertion_order is on (DuckDB's documented default).
+        # preserve_insertion_order is on: switched on here, for the connection that reads CSV (ingest).
+        self.con.execute("SET preserve_insertion_order = true")
         return self._relation(
             f"SELECT CAST(row_number() OVER () AS BIGINT) AS {ROW}, * FROM read_csv({_literal(str(path))}, "
             "header = true, all_varchar = true, auto_detect = true)"
