@@ -74,3 +74,26 @@ def test_engine_and_store_kind_must_match(tmp_path: Path) -> None:
         open_store(tmp_path / "x.duckdb", "polars")
     with pytest.raises(StoreError, match="no store"):
         open_store(tmp_path / "absent.duckdb", "duckdb")
+
+
+def test_duckdb_out_of_memory_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    """DuckDB's own error would end the command in a traceback; the engine says which setting to raise."""
+    import duckdb
+
+    from openphm.engine.duckdb_engine import MEMORY_ENV, DuckDBEngine
+    from openphm.errors import OutOfMemoryError
+
+    class Exhausted:
+        def create(self, name: str) -> None:
+            raise duckdb.OutOfMemoryException("could not allocate block")
+
+    class Frame:
+        def to_native(self) -> Exhausted:
+            return Exhausted()
+
+    engine = DuckDBEngine(tmp_path / "store.duckdb")
+    try:
+        with pytest.raises(OutOfMemoryError, match=f"writing table activity: set {MEMORY_ENV}"):
+            engine.write("activity", Frame())  # type: ignore[arg-type]
+    finally:
+        engine.close()

@@ -25,3 +25,7 @@ class StoreError(OpenPHMError):
 
 class PipelineError(OpenPHMError):
     """Stages are declared inconsistently (a cycle, two stages writing one table) or a stage failed."""
+
+
+class OutOfMemoryError(OpenPHMError):
+    """The engine ran out of the memory it may use; the message names the setting that raises it."""

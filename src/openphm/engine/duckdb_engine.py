@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,6 +15,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.engine.base import ROW, Engine, HashBatch
+from openphm.errors import OutOfMemoryError
 
 
 def _quote(name: str) -> str:
@@ -28,6 +31,19 @@ DEFAULT_MEMORY = "5GB"
 """DuckDB's buffer limit unless ``OPENPHM_DUCKDB_MEMORY`` sets another. DuckDB's own default (80% of the machine)
 let a 1M-person run reach 7.6 GB; with 5 GB it spills joins, sorts and temporary tables to disk instead and the
 whole process peaked at 5.2 GB (docs/performance.md). Raise it for populations of several million."""
+
+
+@contextmanager
+def _memory_guard(doing: str) -> Iterator[None]:
+    """DuckDB's out-of-memory error as one line that says which setting to raise (no traceback)."""
+    try:
+        yield
+    except duckdb.OutOfMemoryException:
+        limit = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+        raise OutOfMemoryError(
+            f"DuckDB ran out of its {limit} memory limit while {doing}: set {MEMORY_ENV} to a larger limit "
+            "(e.g. 12GB for ten million people) and run again"
+        ) from None
 
 
 class DuckDBEngine(Engine):
@@ -81,7 +97,8 @@ class DuckDBEngine(Engine):
     def write(self, name: str, frame: nw.LazyFrame) -> None:
         relation = frame.to_native()
         staging = f"__writing_{name}"
-        relation.create(_quote(staging))
+        with _memory_guard(f"writing table {name}"):
+            relation.create(_quote(staging))
         self.con.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
         self.con.execute(f"ALTER TABLE {_quote(staging)} RENAME TO {_quote(name)}")
 
@@ -99,7 +116,8 @@ class DuckDBEngine(Engine):
     def persist(self, frame: nw.LazyFrame) -> nw.LazyFrame:
         name = f"__persist_{next(self._names)}"
         self.con.register("__persist_source", frame.to_native())
-        self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM __persist_source")
+        with _memory_guard("materialising an intermediate result"):
+            self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM __persist_source")
         self.con.unregister("__persist_source")
         self._persisted.append(name)
         return nw.from_native(self.con.table(name))
