@@ -24,6 +24,16 @@ def gp(nhs: str, when: str, code: str) -> dict[str, object]:
     return {"nhs_number": nhs, "event_date": when, "snomed_code": code, "value": None, "unit": None}
 
 
+def episode(nhs: str, episode_id: str, admitted: str, discharged: str, method: str) -> dict[str, object]:
+    return {
+        "nhs_number": nhs,
+        "episode_id": episode_id,
+        "admission_date": admitted,
+        "discharge_date": discharged,
+        "admission_method": method,
+    }
+
+
 def _register(source: Callable[[Rows], Path], tmp_path: Path, tables: Rows, engine: str = "duckdb") -> pl.DataFrame:
     store = store_path(tmp_path, engine)
     ingest(source(tables), store, key=KEY, engine=engine, extract_date=EXTRACT)
@@ -51,20 +61,8 @@ def test_each_code_system_puts_a_person_on_the_register(
         "person": PEOPLE,
         "gp_event": [gp(ALICE, "2020-05-01", "195967001")],  # SNOMED CT, primary care
         "apc_episode": [
-            {
-                "nhs_number": BOB,
-                "episode_id": "E1",
-                "admission_date": "2021-01-10",
-                "discharge_date": "2021-01-12",
-                "admission_method": "21",
-            },
-            {
-                "nhs_number": DAVE,
-                "episode_id": "E2",
-                "admission_date": "2022-02-01",
-                "discharge_date": "2022-02-01",
-                "admission_method": "11",
-            },
+            episode(BOB, "E1", "2021-01-10", "2021-01-12", "21"),
+            episode(DAVE, "E2", "2022-02-01", "2022-02-01", "11"),
         ],
         "apc_diagnosis": [{"episode_id": "E1", "position": 2, "icd10_code": "J45.9"}],  # ICD-10 with a dot
         "apc_procedure": [{"episode_id": "E2", "position": 1, "opcs4_code": "X40.3"}],  # OPCS-4, prefix X40
@@ -167,15 +165,7 @@ def test_ingest_stores_codes_in_canonical_form(source: Callable[[Rows], Path], t
     """Stages match plain columns against the lists, so ingest must leave every code column canonical."""
     tables: Rows = {
         "person": PEOPLE,
-        "apc_episode": [
-            {
-                "nhs_number": BOB,
-                "episode_id": "E1",
-                "admission_date": "2021-01-10",
-                "discharge_date": "2021-01-12",
-                "admission_method": "21",
-            }
-        ],
+        "apc_episode": [episode(BOB, "E1", "2021-01-10", "2021-01-12", "21")],
         "apc_diagnosis": [
             {"episode_id": "E1", "position": 1, "icd10_code": "j45.9"},
             {"episode_id": "E1", "position": 2, "icd10_code": "I10X"},
