@@ -58,6 +58,28 @@ def _assert_same(reference: dict[str, pl.DataFrame], other: dict[str, pl.DataFra
         assert_frame_equal(other[name], frame, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
 
 
+SLICE = 50
+"""People per slice for the sliced runs: the demo population (about 200 people) runs in four or five."""
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "polars"])
+def test_a_run_in_person_slices_gives_the_same_tables(
+    stores: dict[str, dict[str, pl.DataFrame]], engine: str, tmp_path: Path
+) -> None:
+    from importlib.resources import as_file
+
+    from openphm.content import content_path
+
+    store = store_path(tmp_path, engine)
+    with as_file(content_path("fixtures", "demo")) as fixture:
+        ingest(Path(fixture), store, key=KEY, engine=engine, extract_date=EXTRACT)
+    run(store, engine=engine, people_per_slice=SLICE)
+    sliced = _tables(store, engine)
+    _assert_same(stores[engine], sliced)
+    log = read_table(store, "run_log", engine).filter(pl.col("item") == "people_per_slice")
+    assert log["value"].to_list()[0] >= 4  # it did run in slices
+
+
 def test_duckdb_and_polars_agree(stores: dict[str, dict[str, pl.DataFrame]]) -> None:
     _assert_same(stores["duckdb"], stores["polars"])
     assert stores["duckdb"]["quarantine"].height > 10  # the comparison covers real quarantine rows
@@ -73,5 +95,5 @@ def test_spark_agrees(stores: dict[str, dict[str, pl.DataFrame]], tmp_path: Path
     store = store_path(tmp_path, "spark")
     with as_file(content_path("fixtures", "demo")) as fixture:
         ingest(Path(fixture), store, key=KEY, engine="spark", extract_date=EXTRACT)
-    run(store, engine="spark")
+    run(store, engine="spark", people_per_slice=SLICE)  # in slices, which must not change a table either
     _assert_same(stores["duckdb"], _tables(store, "spark"))

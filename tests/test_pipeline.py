@@ -83,3 +83,33 @@ def test_default_as_of_is_each_financial_year_end_of_the_activity(
     )
     result = run(store)
     assert result.as_of == tuple(date(y, 3, 31) for y in (2022, 2023, 2024, 2025))
+
+
+@pytest.mark.parametrize(
+    ("people", "per_slice", "slices"), [(10, 3, 4), (10, 10, 1), (10, 1, 10), (0, 5, 1), (1060, 1000, 2)]
+)
+def test_person_slices_split_the_population_into_disjoint_ranges(people: int, per_slice: int, slices: int) -> None:
+    import polars as pl
+
+    from openphm.pipeline.slices import person_slices
+
+    ids = [f"p{i:05d}" for i in range(people)]
+    population = nw.from_native(
+        pl.LazyFrame({"person_id": ids + ids[:3], "as_of": [1] * people + [2] * min(3, people)})
+    )
+    parts = person_slices(population, per_slice)
+    assert len(parts) == slices
+    found = [
+        part.of(population.filter(nw.col("as_of") == 1)).collect().get_column("person_id").to_list() for part in parts
+    ]
+    assert sorted(sum(found, [])) == ids  # every person in exactly one slice
+    assert max(len(f) for f in found) <= per_slice
+
+
+def test_a_table_without_people_is_used_whole_by_every_slice() -> None:
+    import polars as pl
+
+    from openphm.pipeline.slices import PersonSlice
+
+    lookup = nw.from_native(pl.LazyFrame({"lsoa_code": ["E01", "E02"], "score": [1.0, 2.0]}))
+    assert PersonSlice("a", "b").of(lookup).collect().shape == (2, 2)

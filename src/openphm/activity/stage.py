@@ -288,7 +288,7 @@ def _costs_frame(context: RunContext) -> nw.LazyFrame:
     return context.engine.frame(unit_costs(Path(str(path)) if path else None))
 
 
-@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=("activity",))
+@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=("activity",), per_person=True)
 def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Contacts, admissions, bed days and cost per setting over 12 months (and some over 24) per person and as_of."""
     population = tables["population"]

@@ -12,6 +12,7 @@ from rich.table import Table
 from openphm import __version__, api
 from openphm.cli.common import Engine, Store, app, console, errors, key_app, parse_date, reporting
 from openphm.ingest.load import IngestResult
+from openphm.pipeline import PEOPLE_PER_SLICE
 
 
 def _print_reconciliation(result: IngestResult) -> None:
@@ -89,13 +90,26 @@ def run_pipeline(
         Path | None,
         typer.Option(help="A folder of your own cohort definitions (YAML), used instead of the shipped ones."),
     ] = None,
+    people_per_slice: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Per-person stages run on slices of at most about this many people (less memory on large "
+            "populations, same tables).",
+        ),
+    ] = PEOPLE_PER_SLICE,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
     options = {"codelists": codelists, "unit_costs": unit_costs, "segment_rules": segment_rules, "cohorts": cohorts}
     params = {name: str(value) for name, value in options.items() if value is not None}
     with reporting() as progress:
         result = api.run(
-            store, engine=engine, as_of=tuple(parse_date(d) for d in as_of or ()), params=params, progress=progress
+            store,
+            engine=engine,
+            as_of=tuple(parse_date(d) for d in as_of or ()),
+            params=params,
+            progress=progress,
+            people_per_slice=people_per_slice,
         )
     table = Table(title=f"Pipeline run {result.run_id} (purpose: {result.purpose})")
     table.add_column("stage")

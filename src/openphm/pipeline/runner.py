@@ -18,6 +18,7 @@ import narwhals as nw
 from openphm.engine import Engine, building, count
 from openphm.errors import PipelineError, StoreError
 from openphm.pipeline.runlog import RunLog, last_purpose
+from openphm.pipeline.slices import PEOPLE_PER_SLICE, WHOLE, PersonSlice, person_slices, sliced
 from openphm.pipeline.stage import RunContext, Stage, registered_stages
 
 
@@ -123,8 +124,13 @@ def run(
     stages: Iterable[Stage] | None = None,
     params: Mapping[str, object] | None = None,
     progress: Callable[[str], None] | None = None,
+    people_per_slice: int = PEOPLE_PER_SLICE,
 ) -> RunResult:
-    """Run the pipeline on ``store`` and publish the store with the new tables added."""
+    """Run the pipeline on ``store`` and publish the store with the new tables added.
+
+    Stages declared ``per_person`` run on slices of at most about ``people_per_slice`` people when the
+    population is larger (the tables are the same; only the memory they need changes).
+    """
     step = progress or (lambda _message: None)
     with building(store, engine, start_from_existing=True) as eng:
         purpose = last_purpose(eng)
@@ -137,26 +143,48 @@ def run(
         context = RunContext(dates, purpose, log.run_id, eng, dict(params or {}))
         available = set(eng.tables())
         chosen = list(registered_stages().values()) if stages is None else list(stages)
+        slices: tuple[PersonSlice, ...] | None = None
         for s in order_stages(chosen, available):
             step(s.name)
             started = time.perf_counter()
             inputs = {t: eng.table(t) for t in s.inputs}
             inputs |= {t: eng.table(t) if eng.has_table(t) else None for t in s.optional_inputs}
-            outputs = s.function(inputs, context)
-            if set(outputs) != set(s.outputs) | set(s.facts):
-                raise PipelineError(f"stage {s.name}: returned {sorted(outputs)}, declared {sorted(s.outputs)}")
-            rows = {}
-            for table in s.outputs:
-                eng.write(table, outputs[table])
-                rows[table] = count(eng.table(table))
-            for table in s.facts:
-                for item, metric, value in outputs[table].select("item", "metric", "value").collect().rows():
-                    log.add("stage", f"{s.name}:{item}", metric, value)
-            eng.release()  # the stage's outputs are written: its temporary results are no longer needed
+            parts = WHOLE
+            if s.per_person and eng.has_table("population"):
+                if slices is None:
+                    slices = person_slices(eng.table("population"), people_per_slice)
+                    log.add("run", "people_per_slice", "slices", len(slices), detail=str(people_per_slice))
+                parts = slices
+            facts = _run_stage(eng, s, inputs, context, parts)
+            for (item, metric), value in facts.items():
+                log.add("stage", f"{s.name}:{item}", metric, value)
             seconds = time.perf_counter() - started
             log.add("stage", s.name, "seconds", seconds)
+            rows = {table: count(eng.table(table)) for table in s.outputs}
             for table, n in rows.items():
                 log.add("stage", s.name, f"rows:{table}", n)
             result.stages.append(StageReport(s.name, seconds, rows))
         log.write(eng)
     return result
+
+
+def _run_stage(
+    eng: Engine,
+    s: Stage,
+    inputs: Mapping[str, nw.LazyFrame | None],
+    context: RunContext,
+    parts: tuple[PersonSlice, ...],
+) -> dict[tuple[str, str], float]:
+    """Run one stage on each slice of people in turn, writing then appending its outputs; its facts summed."""
+    facts: dict[tuple[str, str], float] = {}
+    for number, part in enumerate(parts):
+        outputs = s.function(inputs if len(parts) == 1 else sliced(inputs, part), context)
+        if set(outputs) != set(s.outputs) | set(s.facts):
+            raise PipelineError(f"stage {s.name}: returned {sorted(outputs)}, declared {sorted(s.outputs)}")
+        for table in s.outputs:
+            (eng.write if number == 0 else eng.append)(table, outputs[table])
+        for table in s.facts:
+            for item, metric, value in outputs[table].select("item", "metric", "value").collect().rows():
+                facts[(item, metric)] = value + facts[(item, metric)] if (item, metric) in facts else value
+        eng.release()  # the slice's outputs are written: its temporary results are no longer needed
+    return facts

@@ -47,6 +47,9 @@ class Stage:
     description: str = ""
     facts: tuple[str, ...] = ()
     """Outputs that are facts for the run log, not store tables: rows of (item, metric, value)."""
+    per_person: bool = False
+    """A person's output rows depend only on that person's input rows, and facts are counts: the runner may
+    run the stage on slices of people and append the results (see :mod:`openphm.pipeline.slices`)."""
 
 
 _REGISTRY: dict[str, Stage] = {}
@@ -59,6 +62,7 @@ def stage(
     outputs: tuple[str, ...],
     optional_inputs: tuple[str, ...] = (),
     facts: tuple[str, ...] = (),
+    per_person: bool = False,
 ) -> Callable[[StageFunction], StageFunction]:
     """Register the decorated function as a pipeline stage."""
 
@@ -66,7 +70,9 @@ def stage(
         if name in _REGISTRY:
             raise ValueError(f"stage {name!r} is registered twice")
         doc = (function.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Stage(name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts)
+        _REGISTRY[name] = Stage(
+            name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts, per_person
+        )
         return function
 
     return register

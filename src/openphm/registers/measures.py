@@ -80,7 +80,12 @@ def _latest(engine: Engine, readings: nw.LazyFrame) -> nw.LazyFrame:
 
 
 @stage(
-    "measures", inputs=("population",), optional_inputs=("gp_event",), outputs=("measure",), facts=("measure_dropped",)
+    "measures",
+    inputs=("population",),
+    optional_inputs=("gp_event",),
+    outputs=("measure",),
+    facts=("measure_dropped",),
+    per_person=True,
 )
 def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Latest BMI, blood pressure (with SD and previous reading), cholesterol ratio, eGFR and CKD stage,

@@ -51,7 +51,7 @@ def _windows(context: RunContext, lookbacks: dict[str, int | None]) -> nw.LazyFr
     )
 
 
-@stage("register", inputs=("population",), optional_inputs=SOURCES, outputs=("register",))
+@stage("register", inputs=("population",), optional_inputs=SOURCES, outputs=("register",), per_person=True)
 def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per person, definition and as_of for everyone coded by then, with dates, settings and status."""
     chosen = definitions(context, REGISTER_KINDS)

@@ -118,6 +118,7 @@ def _comorbidity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext)
         "townsend",
     ),
     outputs=("risk",),
+    per_person=True,
 )
 def risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per population row: HFRS, eFI, polypharmacy, Charlson, Elixhauser, CMS and QRISK3."""
