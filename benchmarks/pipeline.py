@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from openphm.pipeline import PEOPLE_PER_SLICE
+
 KEY = "benchmark-key-not-secret-0123456789abcdef"
 
 _CHILD = r"""
@@ -77,7 +79,10 @@ elif step == "ingest":
 elif step == "run":
     from openphm import api
 
-    done = api.run(Path(args["store"]), engine=args["engine"], progress=lambda name: current.update(name=name))
+    done = api.run(
+        Path(args["store"]), engine=args["engine"], progress=lambda name: current.update(name=name),
+        people_per_slice=args["people_per_slice"],
+    )
     result["stages"] = {s.name: {"seconds": s.seconds, "rows": sum(s.rows.values())} for s in done.stages}
 elif step == "report":
     from openphm.report import write_report
@@ -127,14 +132,19 @@ def row(name: str, seconds: float, peak: float, rows: int | None = None, note: s
     return f"| {name} | {seconds:,.1f} | {peak:,.0f} | {written} | {rate} | {note} |"
 
 
-def benchmark(people: int, engine: str, fmt: str, report: bool, work: Path) -> list[str]:
+def benchmark(people: int, engine: str, fmt: str, report: bool, work: Path, people_per_slice: int) -> list[str]:
     source, store = work / "source", work / ("store.duckdb" if engine == "duckdb" else "store")
-    synth = child("synth", out=str(source), people=people, format=fmt)
+    generated = work / "synth.json"  # a kept folder's population is reused: synth is not part of the job
+    if generated.exists():
+        synth = json.loads(generated.read_text())
+    else:
+        synth = child("synth", out=str(source), people=people, format=fmt)
+        generated.write_text(json.dumps(synth))
     floor = bare_read_seconds(source)
     ingest = child(
         "ingest", source=str(source), store=str(store), key=KEY, engine=engine, extract=synth["extract_date"]
     )
-    run = child("run", store=str(store), engine=engine)
+    run = child("run", store=str(store), engine=engine, people_per_slice=people_per_slice)
     lines = [
         f"### {people:,} people, engine {engine}, input {fmt}",
         "",
@@ -173,7 +183,12 @@ def main() -> None:
     parser.add_argument("--engine", default="duckdb", choices=["duckdb", "polars", "spark"])
     parser.add_argument("--format", default="parquet", choices=["parquet", "csv"])
     parser.add_argument("--no-report", action="store_true", help="Skip the HTML report step.")
-    parser.add_argument("--keep", type=Path, help="Keep the work folders under this folder (default: a temp dir).")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="Keep the work folders under this folder (default: a temp dir); a kept population is reused.",
+    )
+    parser.add_argument("--people-per-slice", type=int, default=PEOPLE_PER_SLICE, help="As for 'phm run'.")
     args = parser.parse_args()
     import psutil
 
@@ -186,7 +201,8 @@ def main() -> None:
         work = base / f"{people}-{args.engine}"
         work.mkdir(parents=True, exist_ok=True)
         try:
-            print("\n".join(benchmark(people, args.engine, args.format, not args.no_report, work)), flush=True)
+            lines = benchmark(people, args.engine, args.format, not args.no_report, work, args.people_per_slice)
+            print("\n".join(lines), flush=True)
         finally:
             if not args.keep:
                 shutil.rmtree(base, ignore_errors=True)
