@@ -30,7 +30,7 @@ VOLATILE = {"run_log"}
 
 
 def table_names(store: Path, engine: str) -> set[str]:
-    eng = open_store(store, engine)
+    eng = open_store(store, "polars" if engine == "spark" else engine)
     try:
         return set(eng.tables())
     finally:
@@ -41,9 +41,10 @@ def table(store: Path, engine: str, name: str) -> pl.DataFrame:
     """One table of a store in Polars, sorted on every column (run_log: its comparable facts only).
 
     Tables are read one at a time, after both runs: holding every table of a 1M-person store while the
-    second engine ran took the process past 18 GB.
+    second engine ran took the process past 18 GB. A Spark store is a folder of Parquet files, read here
+    with Polars: collecting a 40M-row table through the Spark driver exceeded its 1 GB result limit.
     """
-    eng = open_store(store, engine)
+    eng = open_store(store, "polars" if engine == "spark" else engine)
     try:
         frame: pl.DataFrame = eng.table(name).collect(backend="polars").to_native()
     finally:
@@ -58,9 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--engines", default="duckdb,spark")
+    parser.add_argument("--keep", action="store_true", help="Keep the population and both stores (path printed).")
     args = parser.parse_args()
     first, second = args.engines.split(",")
     work = Path(tempfile.mkdtemp(prefix="openphm-compare-"))
+    print(f"work folder: {work}", flush=True)
     try:
         synthetic = generate(work / "source", people=args.people, seed=1)
         stores = {}
@@ -91,7 +94,8 @@ def main() -> None:
         print(f"{differ} of {len(names[first] | names[second])} tables differ")
         sys.exit(1 if differ else 0)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
