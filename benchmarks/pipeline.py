@@ -144,6 +144,10 @@ def benchmark(people: int, engine: str, fmt: str, report: bool, work: Path, peop
     ingest = child(
         "ingest", source=str(source), store=str(store), key=KEY, engine=engine, extract=synth["extract_date"]
     )
+    print(
+        f"({people:,}: ingest done in {ingest['seconds']:.1f} s, peak {max(ingest['peaks'].values()):,.0f} MB)",
+        flush=True,
+    )
     run = child("run", store=str(store), engine=engine, people_per_slice=people_per_slice)
     lines = [
         f"### {people:,} people, engine {engine}, input {fmt}",

@@ -79,6 +79,27 @@ def _applied(model: Model | None, source: str, context: RunContext) -> nw.LazyFr
     return context.engine.frame(table)
 
 
+def _centiles(risks: nw.LazyFrame) -> nw.LazyFrame:
+    """Per as_of and distinct risk: its centile, ceil(100 x people at or below it / everyone at that as_of).
+
+    Counted over the distinct risks (a cumulative sum) rather than by ranking every person: a rank window
+    over ten million rows per as_of ran DuckDB out of memory. A missing risk gets no centile.
+    """
+    counts = risks.group_by("as_of", "admission_risk").agg(nw.len().alias("people"))
+    sizes = counts.group_by("as_of").agg(nw.col("people").sum().alias("size"))
+    at_or_below = nw.col("people").cum_sum().over("as_of", order_by="admission_risk")
+    return (
+        counts.filter(~nw.col("admission_risk").is_null())
+        .with_columns(at_or_below.alias("rank"))
+        .join(sizes, on="as_of", how="inner")
+        .select(
+            "as_of",
+            "admission_risk",
+            ((nw.col("rank") * 100 + nw.col("size") - 1) // nw.col("size")).cast(nw.Int64).alias("risk_centile"),
+        )
+    )
+
+
 @stage(
     "admission_risk",
     inputs=("population",),
@@ -102,12 +123,11 @@ def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContex
         probability, version = nw.lit(None, dtype=nw.Float64), nw.lit(None, dtype=nw.String)
     else:
         probability, version = model.probability(), nw.lit(model.version)
-    rank = nw.col("admission_risk").rank(method="max").over("as_of").cast(nw.Int64)
-    size = nw.len().over("as_of").cast(nw.Int64)
-    centile = ((rank * 100 + size - 1) // size).cast(nw.Int64)
-    scored = (
+    risks = context.engine.persist(  # read twice below: for the centiles and the rows
         raw.select("person_id", "as_of", probability.alias("admission_risk"), version.alias("model_version"))
-        .with_columns(centile.alias("risk_centile"))
+    )
+    scored = (
+        risks.join(_centiles(risks), on=["as_of", "admission_risk"], how="left")
         .with_columns((nw.col("risk_centile") > TOP_CENTILE).alias("top5"))
         .select("person_id", "as_of", "admission_risk", "risk_centile", "top5", "model_version")
     )
