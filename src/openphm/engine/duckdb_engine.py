@@ -42,7 +42,7 @@ def _memory_guard(doing: str) -> Iterator[None]:
         limit = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
         raise OutOfMemoryError(
             f"DuckDB ran out of its {limit} memory limit while {doing}: set {MEMORY_ENV} to a larger limit "
-            "(e.g. 12GB for ten million people) and run again"
+            "(it must stay below the machine's memory) and run again"
         ) from None
 
 
