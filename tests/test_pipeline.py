@@ -102,7 +102,7 @@ def test_person_slices_split_the_population_into_disjoint_ranges(people: int, pe
     found = [
         part.of(population.filter(nw.col("as_of") == 1)).collect().get_column("person_id").to_list() for part in parts
     ]
-    assert sorted(sum(found, [])) == ids  # every person in exactly one slice
+    assert sorted(p for part in found for p in part) == ids  # every person in exactly one slice
     assert max(len(f) for f in found) <= per_slice
 
 
