@@ -79,9 +79,12 @@ elif step == "ingest":
 elif step == "run":
     from openphm import api
 
+    def reached(name: str) -> None:  # on stderr, so a failed run still shows how far it got and when
+        current.update(name=name)
+        print(f"{time.perf_counter() - started:8.1f} s  {name}", file=sys.stderr, flush=True)
+
     done = api.run(
-        Path(args["store"]), engine=args["engine"], progress=lambda name: current.update(name=name),
-        people_per_slice=args["people_per_slice"],
+        Path(args["store"]), engine=args["engine"], progress=reached, people_per_slice=args["people_per_slice"]
     )
     result["stages"] = {s.name: {"seconds": s.seconds, "rows": sum(s.rows.values())} for s in done.stages}
 elif step == "report":
@@ -98,12 +101,13 @@ print("RESULT " + json.dumps(result))
 
 
 def child(step: str, **args: object) -> dict:
+    """Run one step in a fresh process (its own peak memory); its messages pass straight to stderr."""
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, step, json.dumps(args)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", _CHILD, step, json.dumps(args)], stdout=subprocess.PIPE, text=True, check=False
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
-        sys.exit(f"{step} failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"{step} failed (its messages are above)")
     return json.loads(lines[-1][len("RESULT ") :])
 
 

@@ -27,7 +27,9 @@ from tests.conftest import ENGINES, EXTRACT, KEY, store_path, write_source
 
 AS_OF = (date(2022, 3, 31), date(2023, 3, 31), date(2024, 3, 31), date(2025, 3, 31))
 LSOAS = ("E01000005", "E01000001", "E01000010", "E01000020", "E01000030", "E01000040")
-STAGES = ("population", "register", "activity", "admission_risk")
+ADMISSION_RISK = ("admission_risk_model", "admission_risk_score", "admission_risk")
+"""The three stages that choose the model, score everyone and rank the scores."""
+STAGES = ("population", "register", "activity", *ADMISSION_RISK)
 
 
 def nhs_number(i: int) -> str | None:

@@ -20,7 +20,7 @@ from openphm.risk.model.features import with_outcome
 from openphm.risk.model.publish import train_store
 from openphm.risk.model.train import train
 from tests.conftest import ALICE, BOB, CAROL, DAVE, EXTRACT, KEY, person, read_table, store_path
-from tests.test_model import AS_OF, STAGES, build_store
+from tests.test_model import ADMISSION_RISK, AS_OF, STAGES, build_store
 
 Rows = dict[str, list[dict[str, object]]]
 CONDITIONS = [d.id for d in load_definitions().values() if d.kind == "condition"]
@@ -71,12 +71,12 @@ def test_a_trained_model_in_the_store_or_a_file_is_applied(built: Path, tmp_path
     store = tmp_path / "copy.duckdb"
     shutil.copy2(built, store)
     published = train_store(store, out=tmp_path / "models", seed=1)
-    run(store, as_of=AS_OF, stages=_stages("admission_risk"))
+    run(store, as_of=AS_OF, stages=_stages(*ADMISSION_RISK))
     applied = _model_table(store, "duckdb")
     assert applied["model_source"].unique().to_list() == ["store table admission_model"]
     assert read_table(store, "admission_risk")["model_version"].unique().to_list() == [published.model_version]
     assert read_table(store, "admission_model")["model_version"].unique().to_list() == [published.model_version]
-    run(store, as_of=AS_OF, stages=_stages("admission_risk"), params={"admission_model": str(published.files.model)})
+    run(store, as_of=AS_OF, stages=_stages(*ADMISSION_RISK), params={"admission_model": str(published.files.model)})
     assert _model_table(store, "duckdb")["model_source"].unique().to_list() == [f"file {published.files.model.name}"]
 
 
@@ -90,7 +90,7 @@ def test_a_model_needing_an_absent_table_is_refused(built: Path, tmp_path: Path)
         run(
             store,
             as_of=AS_OF,
-            stages=_stages("population", "admission_risk"),
+            stages=_stages("population", *ADMISSION_RISK),
             params={"admission_model": str(published.files.model)},
         )
 
@@ -154,8 +154,11 @@ def test_outcome_is_an_emergency_admission_in_the_365_days_after_as_of(tmp_path:
     assert admitted == {"alice": False, "bob": True, "carol": False, "dave": False}  # died without admission: no
 
 
-def test_stage_is_registered_with_optional_feature_tables() -> None:
-    stage = registered_stages()["admission_risk"]
-    assert stage.inputs == ("population",)
-    assert {"register", "activity", "risk", "apc_episode", "admission_model"} <= set(stage.optional_inputs)
-    assert set(stage.outputs) == {"admission_risk", "admission_risk_model"}
+def test_the_stages_choose_the_model_once_score_in_slices_and_rank_everyone() -> None:
+    stages = registered_stages()
+    model, score, rank = (stages[name] for name in ADMISSION_RISK)
+    assert model.inputs == ("population",) and not model.per_person
+    assert {"register", "activity", "risk", "apc_episode", "admission_model"} <= set(model.optional_inputs)
+    assert model.outputs == ("admission_risk_model",)
+    assert score.per_person and "admission_risk_model" in score.inputs and score.outputs == ("admission_risk_score",)
+    assert rank.inputs == ("admission_risk_score",) and rank.outputs == ("admission_risk",) and not rank.per_person

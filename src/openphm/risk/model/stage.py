@@ -1,4 +1,8 @@
-"""The admission_risk stage: scores everyone in the population with the current model, inside the engine.
+"""The admission_risk stages: choose the model, score everyone with it inside the engine, then rank.
+
+Three stages, because the three steps see different amounts of the population: the model is chosen (or
+fitted on a bounded sample) once; scoring depends only on each person's own rows, so on a large population
+it runs in person slices (:mod:`openphm.pipeline.slices`); centiles rank the whole population at each as_of.
 
 Which model: the file named by the run option ``admission_model``; else the ``admission_model`` store table
 that ``phm risk train`` writes; else one trained here, from this run's own tables, exactly as
@@ -28,6 +32,8 @@ MODEL_TABLE = "admission_model"
 """The current model's coefficients, written by ``phm risk train``."""
 APPLIED_TABLE = "admission_risk_model"
 """The model this run applied, with its source (or, when none could be had, why)."""
+SCORE_TABLE = "admission_risk_score"
+"""Each person's risk before ranking: scored in person slices, ranked over the whole population after."""
 DEFAULT_SEED = 1
 TOP_CENTILE = 95
 """``top5`` marks risk centiles 96-100: the 5% highest risks of the population at that as_of."""
@@ -101,34 +107,59 @@ def _centiles(risks: nw.LazyFrame) -> nw.LazyFrame:
 
 
 @stage(
-    "admission_risk",
+    "admission_risk_model",
     inputs=("population",),
     optional_inputs=(*FEATURE_TABLES, "apc_episode", MODEL_TABLE, "run_log"),
-    outputs=("admission_risk", APPLIED_TABLE),
+    outputs=(APPLIED_TABLE,),
 )
-def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
-    """Probability of an emergency admission in the next 12 months for everyone in the population."""
+def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+    """The emergency-admission model this run applies: given, stored, or trained here."""
     model, source = _current(tables, context)
     if model is not None:
         present = {"population"} | {name for name in FEATURE_TABLES if tables.get(name) is not None}
         missing = sorted({t.source for t in model.terms} - present)
         if missing:
             raise StoreError(
-                f"stage admission_risk: model {model.version} uses table '{missing[0]}', which this store lacks; "
+                f"stage admission_risk_model: model {model.version} uses table '{missing[0]}', which this store lacks; "
                 "run its stage or retrain with 'phm risk train'"
             )
+    return {APPLIED_TABLE: _applied(model, source, context)}
+
+
+@stage(
+    "admission_risk_score",
+    inputs=("population", APPLIED_TABLE),
+    optional_inputs=FEATURE_TABLES,
+    outputs=(SCORE_TABLE,),
+    per_person=True,
+)
+def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+    """Probability of an emergency admission in the next 12 months for everyone in the population."""
+    applied = tables[APPLIED_TABLE]
+    assert applied is not None
+    rows = applied.collect(backend="polars").rows(named=True)
+    model = None if [r["kind"] for r in rows] == ["none"] else Model.from_rows(rows)
     terms = model.terms if model is not None else ()
     raw = raw_features(tables, context.engine, context.as_of, terms, condition_ids(context))
     if model is None:
         probability, version = nw.lit(None, dtype=nw.Float64), nw.lit(None, dtype=nw.String)
     else:
         probability, version = model.probability(), nw.lit(model.version)
-    risks = context.engine.persist(  # read twice below: for the centiles and the rows
-        raw.select("person_id", "as_of", probability.alias("admission_risk"), version.alias("model_version"))
-    )
+    return {
+        SCORE_TABLE: raw.select(
+            "person_id", "as_of", probability.alias("admission_risk"), version.alias("model_version")
+        )
+    }
+
+
+@stage("admission_risk", inputs=(SCORE_TABLE,), outputs=("admission_risk",))
+def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+    """Each person's risk with its centile within the population at that as_of, and the top 5% flag."""
+    risks = tables[SCORE_TABLE]
+    assert risks is not None
     scored = (
         risks.join(_centiles(risks), on=["as_of", "admission_risk"], how="left")
         .with_columns((nw.col("risk_centile") > TOP_CENTILE).alias("top5"))
         .select("person_id", "as_of", "admission_risk", "risk_centile", "top5", "model_version")
     )
-    return {"admission_risk": scored, APPLIED_TABLE: _applied(model, source, context)}
+    return {"admission_risk": scored}

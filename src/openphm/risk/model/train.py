@@ -264,18 +264,25 @@ def train(
     test sample, and fits on the only complete year when there is just one.
 
     Only the terms whose source table is present are used; at most ``spec.sample_cap`` people per year are
-    collected into memory, chosen deterministically by ``seed`` (:func:`features.sample`).
+    collected into memory, chosen deterministically by ``seed`` (:func:`features.sample`). The sample is
+    drawn from the population before any feature is built, so a ten-million-person store builds features
+    for the sampled people only.
     """
-    apc = tables.get("apc_episode")
-    if apc is None:
+    if tables.get("apc_episode") is None:
         raise ModelError("the store has no apc_episode table: there is no outcome to learn from")
     spec = (spec or load_spec()).available(name for name, table in tables.items() if table is not None)
     train_as_of, test_as_of = choose_years(as_of, data_end, need_test=validate)
-    years = [train_as_of] + ([test_as_of] if test_as_of else [])
-    raw = with_outcome(raw_features(tables, engine, years, spec.terms, condition_ids), apc, engine, years)
+    population = tables["population"]
+    assert population is not None
 
     def collected(day: date) -> pl.DataFrame:
-        return collect_sorted(sample(raw.filter(nw.col("as_of") == day), engine, spec.sample_cap, seed))
+        at_day = population.filter(nw.col("in_population") & (nw.col("as_of") == day)).select("person_id")
+        people = sample(at_day, engine, spec.sample_cap, seed)
+        chosen = {name: _of_people(table, people) for name, table in tables.items()}
+        raw = raw_features(chosen, engine, [day], spec.terms, condition_ids)
+        apc = chosen["apc_episode"]
+        assert apc is not None
+        return collect_sorted(with_outcome(raw, apc, engine, [day]))
 
     train_rows = collected(train_as_of)
     model, pipeline = fit(spec.terms, design(spec.terms, train_rows), train_rows["admitted"].to_numpy(), spec)
@@ -293,3 +300,10 @@ def train(
     )
     tested = test_as_of if test_rows is not None else None
     return Training(model, pipeline, spec.terms, train_as_of, tested, train_rows, test_rows)
+
+
+def _of_people(table: nw.LazyFrame | None, people: nw.LazyFrame) -> nw.LazyFrame | None:
+    """The table's rows for the sampled people; a table without person_id is used whole."""
+    if table is None or "person_id" not in table.collect_schema().names():
+        return table
+    return table.join(people, on="person_id", how="semi")
