@@ -113,3 +113,29 @@ def test_a_table_without_people_is_used_whole_by_every_slice() -> None:
 
     lookup = nw.from_native(pl.LazyFrame({"lsoa_code": ["E01", "E02"], "score": [1.0, 2.0]}))
     assert PersonSlice("a", "b").of(lookup).collect().shape == (2, 2)
+
+
+def _facts(tables: dict[str, nw.LazyFrame], context: object) -> dict[str, nw.LazyFrame]:
+    import pyarrow as pa
+
+    people = tables["population"].select("person_id").collect().shape[0]
+    facts = pa.table({"item": ["people", "absent_table"], "metric": ["n", "not_available"], "value": [people, 1.0]})
+    return {"noted": tables["population"].select("person_id", "as_of"), "facts": context.engine.frame(facts)}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("same_facts", [False, True])
+def test_a_sliced_stage_sums_its_counted_facts_and_keeps_one_copy_of_the_same_facts(
+    source: Callable[[Rows], Path], tmp_path: Path, same_facts: bool
+) -> None:
+    store = store_path(tmp_path, "duckdb")
+    people = [person(ALICE), person(BOB)]
+    ingest(source({"person": people}), store, key=KEY, extract_date=EXTRACT)
+    noted = Stage(
+        "noted", ("population",), ("noted",), _facts, facts=("facts",), per_person=True, same_facts=same_facts
+    )
+    run(store, as_of=(date(2024, 3, 31),), stages=[registered_stages()["population"], noted], people_per_slice=1)
+    log = read_table(store, "run_log").filter(command="run", step="stage")
+    rows = {(r["item"], r["metric"]): r["value"] for r in log.iter_rows(named=True)}
+    assert read_table(store, "noted").height == 2  # two slices of one person, appended
+    assert rows[("noted:people", "n")] == (1 if same_facts else 2)
+    assert rows[("noted:absent_table", "not_available")] == (1 if same_facts else 2)

@@ -175,7 +175,10 @@ def _run_stage(
     context: RunContext,
     parts: tuple[PersonSlice, ...],
 ) -> dict[tuple[str, str], float]:
-    """Run one stage on each slice of people in turn, writing then appending its outputs; its facts summed."""
+    """Run one stage on each slice of people in turn, writing then appending its outputs.
+
+    Facts are counts and are summed over the slices, unless the stage declares ``same_facts``.
+    """
     facts: dict[tuple[str, str], float] = {}
     for number, part in enumerate(parts):
         outputs = s.function(inputs if len(parts) == 1 else sliced(inputs, part), context)
@@ -185,6 +188,7 @@ def _run_stage(
             (eng.write if number == 0 else eng.append)(table, outputs[table])
         for table in s.facts:
             for item, metric, value in outputs[table].select("item", "metric", "value").collect().rows():
-                facts[(item, metric)] = value + facts[(item, metric)] if (item, metric) in facts else value
+                summed = not s.same_facts and (item, metric) in facts
+                facts[(item, metric)] = value + facts[(item, metric)] if summed else value
         eng.release()  # the slice's outputs are written: its temporary results are no longer needed
     return facts

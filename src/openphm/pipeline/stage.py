@@ -50,6 +50,9 @@ class Stage:
     per_person: bool = False
     """A person's output rows depend only on that person's input rows, and facts are counts: the runner may
     run the stage on slices of people and append the results (see :mod:`openphm.pipeline.slices`)."""
+    same_facts: bool = False
+    """The facts describe the run, not the people (say, a table the rules need is absent): every slice gives
+    the same facts, so a sliced run keeps one copy instead of summing them."""
 
 
 _REGISTRY: dict[str, Stage] = {}
@@ -63,6 +66,7 @@ def stage(
     optional_inputs: tuple[str, ...] = (),
     facts: tuple[str, ...] = (),
     per_person: bool = False,
+    same_facts: bool = False,
 ) -> Callable[[StageFunction], StageFunction]:
     """Register the decorated function as a pipeline stage."""
 
@@ -71,7 +75,7 @@ def stage(
             raise ValueError(f"stage {name!r} is registered twice")
         doc = (function.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = Stage(
-            name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts, per_person
+            name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts, per_person, same_facts
         )
         return function
 

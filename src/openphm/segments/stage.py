@@ -37,6 +37,8 @@ def run_rules(context: RunContext) -> Rules:
     inputs=("population", "register", "measure", "person", "risk", "activity"),
     outputs=("segment",),
     facts=("segment_facts",),
+    per_person=True,
+    same_facts=True,
 )
 def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Segment, subsegment flags, condition count, CMS, need tier and band per person in the population."""
