@@ -58,6 +58,10 @@ EXPECTED: dict[str, tuple[str, int, set[str]]] = {
     "four_ltc": ("long_term_conditions", 10, {"hypertension", "asthma", "epilepsy", "diabetes"}),
     "cms_high": ("long_term_conditions", 10, {"copd", "atrial_fibrillation"}),
     "copd_only": ("long_term_conditions", 9, {"copd"}),
+    "copd_mrc5": ("organ_failure", 9, {"copd", "severe_copd"}),
+    "copd_oxygen": ("organ_failure", 9, {"copd", "severe_copd"}),
+    "copd_oxygen_long_ago": ("long_term_conditions", 9, {"copd"}),  # oxygen counts for 12 months
+    "mrc5_without_copd": ("healthy", 1, set()),  # a finding, not a condition
     "smi": ("long_term_conditions", 8, {"serious_mental_illness"}),
     "depression_three_mh": ("long_term_conditions", 8, {"depression"}),
     "depression_two_mh": ("long_term_conditions", 4, {"depression"}),
@@ -116,6 +120,9 @@ def test_lookbacks_move_people_between_dates(crafted: tuple[pl.DataFrame, dict[s
     assert _row(frame, "pregnant_long_ago", AS_OF[2])["segment"] == "healthy"
     # Born 2024-09-01: not in the population on 2024-03-31.
     assert frame.filter(name="infant", as_of=AS_OF[1]).height == 0
+    # Home oxygen coded 2023-06-01 makes COPD severe for 12 months: organ failure on 2024-03-31, not after.
+    assert _row(frame, "copd_oxygen_long_ago", AS_OF[1])["segment"] == "organ_failure"
+    assert _row(frame, "copd_oxygen_long_ago", AS_OF[2])["segment"] == "long_term_conditions"
 
 
 def test_every_person_has_exactly_one_segment_per_as_of(crafted: tuple[pl.DataFrame, dict[str, str], Path]) -> None:

@@ -40,6 +40,8 @@ CODES = {
     "copd": "13645005",
     "serious_mental_illness": "58214004",
     "depression": "35489007",
+    "mrc_grade_5": "391126003",
+    "home_oxygen": "243137006",
 }
 RISK_DEFAULTS: dict[str, object] = {"hfrs": 0.0, "efi": 0.0, "cms": 0.0}
 ACTIVITY_DEFAULTS: dict[str, object] = {
@@ -108,6 +110,10 @@ PEOPLE: dict[str, Crafted] = {
     ),
     "cms_high": Crafted(coded={"copd": "2024-05-01", "atrial_fibrillation": "2024-05-01"}, risk={"cms": 2.8}),
     "copd_only": Crafted(coded={"copd": "2024-05-01"}, risk={"cms": 1.46}),
+    "copd_mrc5": Crafted(coded={"copd": "2024-05-01", "mrc_grade_5": "2024-06-01"}),
+    "copd_oxygen": Crafted(coded={"copd": "2024-05-01", "home_oxygen": "2024-06-01"}),
+    "copd_oxygen_long_ago": Crafted(coded={"copd": "2022-05-01", "home_oxygen": "2023-06-01"}),
+    "mrc5_without_copd": Crafted(coded={"mrc_grade_5": "2024-06-01"}),
     "smi": Crafted(coded={"serious_mental_illness": "2024-05-01"}),
     "depression_three_mh": Crafted(coded={"depression": "2024-05-01"}, activity={"mh_contacts": 3}),
     "depression_two_mh": Crafted(coded={"depression": "2024-05-01"}, activity={"mh_contacts": 2}),

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from openphm.analytics import AGG_TABLES, aggregates, forecast, inequalities, transitions
 from openphm.analytics.settings import load_settings
+from openphm.codes import REGISTER_KINDS
 from openphm.engine import Engine
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
@@ -44,7 +45,7 @@ def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) ->
     if register is None:
         out["agg_register"] = engine.frame(aggregates.REGISTER_SCHEMA.empty_table())
     else:
-        kinds = _definitions(context, ("condition", "medicine", "procedure"))
+        kinds = _definitions(context, REGISTER_KINDS)
         out["agg_register"] = aggregates.register_aggregates(engine, residents, register, kinds, names)
 
     members = tables["cohort_member"]

@@ -17,7 +17,11 @@ from openphm.codes.codelist import Codelist
 from openphm.codes.systems import SYSTEMS, CodeSystemError
 from openphm.content import content_path
 
-KINDS = ("condition", "medicine", "procedure", "measure", "status")
+KINDS = ("condition", "medicine", "procedure", "finding", "measure", "status")
+REGISTER_KINDS = ("condition", "medicine", "procedure", "finding")
+"""Kinds the register stage records (first and last date, active as at each as_of). A ``finding`` is a coded
+observation that qualifies a condition rather than being one (an MRC dyspnoea grade, an NYHA class): rules
+read it, but it is not counted as a condition. Measures and statuses are read by the measures stage instead."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import narwhals as nw
 import pyarrow as pa
 
+from openphm.codes import REGISTER_KINDS
 from openphm.cohorts.definitions import Cohort, check_registers, load_cohorts
 from openphm.cohorts.rules import CODED_SOURCES, KEY, Tables, hits, missing
 from openphm.engine import Engine
@@ -204,7 +205,7 @@ def definitions_folder(context: RunContext) -> Path | None:
 def cohort(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Members (with the inclusion rules each met) and attrition of every cohort definition, per as_of."""
     cohorts = load_cohorts(definitions_folder(context))
-    registers = definitions(context, ("condition", "medicine", "procedure"))
+    registers = definitions(context, REGISTER_KINDS)
     check_registers(cohorts, {d.id for d in registers})
     results, base = run_cohorts(
         cohorts,

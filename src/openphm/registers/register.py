@@ -14,13 +14,13 @@ from datetime import timedelta
 import narwhals as nw
 import pyarrow as pa
 
+from openphm.codes import REGISTER_KINDS
 from openphm.codes.systems import SETTINGS
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
 
 SOURCES = ("gp_event", "gp_medication", "apc_episode", "apc_diagnosis", "apc_procedure", "ae_attendance")
-REGISTER_KINDS = ("condition", "medicine", "procedure")
 COLUMNS = (
     "person_id",
     "as_of",

@@ -17,7 +17,7 @@ from pathlib import Path
 import narwhals as nw
 import yaml
 
-from openphm.codes import SYSTEMS, Codelist, Definition, load_definitions
+from openphm.codes import REGISTER_KINDS, SYSTEMS, Codelist, Definition, load_definitions
 from openphm.content import content_path
 from openphm.engine import Engine, open_store
 from openphm.errors import OpenPHMError, StoreError
@@ -106,7 +106,7 @@ def _explain(eng: Engine, person_id: str, as_of: date | None, rules: Rules, code
     stored = mine.filter(nw.col("as_of") == nw.lit(as_of)).collect().rows(named=True)[0]
 
     definitions = load_definitions(codelists)
-    chosen = [d for d in definitions.values() if d.kind in ("condition", "medicine", "procedure")]
+    chosen = [d for d in definitions.values() if d.kind in REGISTER_KINDS]
     subsegments = catalogue(rules, chosen)
     tables = {
         name: eng.table(name).filter((nw.col("person_id") == nw.lit(person_id)) & (nw.col("as_of") == nw.lit(as_of)))

@@ -17,6 +17,7 @@ from pathlib import Path
 import narwhals as nw
 import pyarrow as pa
 
+from openphm.codes import REGISTER_KINDS
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
 from openphm.segments.assign import KEYS, catalogue, wide_frame
@@ -43,7 +44,7 @@ def run_rules(context: RunContext) -> Rules:
 def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Segment, subsegment flags, condition count, CMS, need tier and band per person in the population."""
     rules = run_rules(context)
-    chosen = definitions(context, ("condition", "medicine", "procedure"))
+    chosen = definitions(context, REGISTER_KINDS)
     subsegments = catalogue(rules, chosen)
     wide, env = wide_frame(tables, rules, subsegments, {d.id for d in chosen}, context.as_of, context.engine.frame)
     person = tables["person"]
