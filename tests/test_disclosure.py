@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from openphm.analytics.disclosure import Protected, protect
+from openphm.analytics.disclosure import POLICIES, Protected, protect, suppress
 
 counts = st.one_of(st.integers(0, 12), st.integers(0, 2000))
 tables = st.tuples(st.integers(1, 6), st.integers(1, 6)).flatmap(lambda shape: arrays(np.int64, shape, elements=counts))
@@ -65,3 +65,43 @@ def test_presets() -> None:
     assert np.isnan(protect([[9, 100]], "ons10").cells[0, 0])
     assert protect([[9, 100]], "nhs").cells[0, 0] == 10.0
     assert protect([[3, 4]], "none").cells.tolist() == [[3.0, 4.0]]
+
+
+def _suppress_by_rounds(values, lines, cells, hidden, may) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The rule as first written: every round recounts every line (the oracle for the incremental version)."""
+    rule = POLICIES["nhs"]
+    value = np.asarray(values, dtype=np.int64)
+    redact = hidden.copy() | ((value >= 1) & (value <= rule.redact_up_to))
+    order = np.lexsort((cells, value[cells], value[cells] == 0, lines))
+    lines, cells = lines[order], cells[order]
+    while True:
+        per_line = np.bincount(lines, weights=redact[cells], minlength=int(lines.max()) + 1)
+        lone = (per_line[lines] == 1) & ~redact[cells] & may[cells]
+        if not lone.any():
+            return redact
+        _, first = np.unique(lines[lone], return_index=True)
+        redact[cells[np.flatnonzero(lone)[first]]] = True
+
+
+@st.composite
+def line_sets(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
+    """Random cells and random overlapping lines (members may repeat), with hidden and unchoosable cells."""
+    n = draw(st.integers(1, 40))
+    values = np.array(draw(st.lists(counts, min_size=n, max_size=n)), dtype=np.int64)
+    members = draw(st.lists(st.tuples(st.integers(0, 15), st.integers(0, n - 1)), min_size=1, max_size=120))
+    lines = np.array([line for line, _ in members], dtype=np.int64)
+    cells = np.array([cell for _, cell in members], dtype=np.int64)
+    hidden = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool) & (values % 3 == 0)
+    may = ~(np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool) & (values % 4 == 0))
+    return values, lines, cells, hidden, may
+
+
+@settings(max_examples=500, deadline=None)
+@given(line_sets())
+def test_secondary_suppression_redacts_exactly_what_recounting_every_line_each_round_does(
+    case: tuple[np.ndarray, ...],
+) -> None:
+    values, lines, cells, hidden, may = case
+    expected = _suppress_by_rounds(values, lines, cells, hidden, may)
+    got = suppress(values, lines, cells, "nhs", hidden=hidden, choosable=may)
+    assert np.array_equal(got, expected)

@@ -201,11 +201,12 @@ def test_every_table_of_a_run_is_protected_and_transition_margins_are_linked(tmp
 def test_a_count_shown_in_two_tables_is_one_cell(tmp_path: Path) -> None:
     """The keys that make a count one cell: a group's people in agg_inequality is the agg_population cell of the
     same breakdown; a segment's or register's numerator is the agg_population / agg_register count."""
-    from openphm.analytics.published import _inequality_keys, _population_keys, _table_key
+    from openphm.analytics.published import _inequality_keys, _population_keys, _population_rows, _table_key
 
     exact = run_stage(tmp_path, "polars")
     population = exact["agg_population"]
-    cells = dict(zip(_population_keys(population, "people"), population["people"].to_list(), strict=True))
+    keys = _population_keys(_population_rows(population), "people")
+    cells = dict(zip(keys, population["people"].to_list(), strict=True))
     register = exact["agg_register"]
     registers = {
         _table_key("agg_register", *row[:4]): row[4]

@@ -94,19 +94,62 @@ def suppress(
     may = np.ones(value.shape, dtype=bool) if choosable is None else np.asarray(choosable, dtype=bool)
     if lines.size == 0:
         return redact
+    _secondary(redact, value, may, lines, cells)
+    return redact
+
+
+def _secondary(
+    redact: npt.NDArray[np.bool_],
+    value: npt.NDArray[np.int64],
+    may: npt.NDArray[np.bool_],
+    lines: npt.NDArray[np.int64],
+    cells: npt.NDArray[np.int64],
+) -> None:
+    """Secondary suppression, in place, in rounds: each round every line with a lone redaction gets its first
+    open member redacted.
+
+    Only the lines a round's new redactions touch can turn lone in the next round, so each round looks at those
+    lines alone (members grouped by line, and lines by cell), and ranks only their open members. At ten
+    million people there are tens of millions of members, and sorting them all by line and preference, or
+    recounting every line each round, took most of the report's time.
+    """
     size = int(lines.max()) + 1
-    # Rank the members of each line once: by line, then non-zero before zero, then value, then cell index.
-    order = np.lexsort((cells, value[cells], value[cells] == 0, lines))
-    lines, cells = lines[order], cells[order]
-    while True:
-        per_line = np.bincount(lines, weights=redact[cells], minlength=size)
-        open_cell = ~redact[cells] & may[cells]
-        lone = (per_line[lines] == 1) & open_cell
-        if not lone.any():
-            return redact
-        # The first open member of each line with a lone redaction (members are already in preference order).
-        _, first = np.unique(lines[lone], return_index=True)
-        redact[cells[np.flatnonzero(lone)[first]]] = True
+    # Each cell's place in the order of preference: non-zero before zero, then smaller value, then cell index.
+    rank = np.empty(value.size, dtype=np.int64)
+    rank[np.lexsort((np.arange(value.size), value, value == 0))] = np.arange(value.size)
+    # Members grouped by line (one sort of the members; preference is settled per round on the few candidates).
+    by_line = np.argsort(lines)  # the order within a line does not matter: each round ranks its candidates
+    lines, cells = lines[by_line], cells[by_line]
+    line_start = np.searchsorted(lines, np.arange(size + 1))
+    # For each cell, the members (hence lines) it belongs to.
+    by_cell = np.argsort(cells)
+    cell_start = np.searchsorted(cells[by_cell], np.arange(value.size + 1))
+    per_line = np.bincount(lines, weights=redact[cells], minlength=size).astype(np.int64)
+    frontier = np.flatnonzero(per_line == 1)
+    while frontier.size:
+        members = _ranges(line_start[frontier], line_start[frontier + 1])
+        members = members[~redact[cells[members]] & may[cells[members]]]
+        if members.size == 0:
+            return
+        # The preferred open member of each lone line.
+        order = np.lexsort((rank[cells[members]], lines[members]))
+        _, first = np.unique(lines[members[order]], return_index=True)
+        chosen = np.unique(cells[members[order[first]]])
+        redact[chosen] = True
+        touched = by_cell[_ranges(cell_start[chosen], cell_start[chosen + 1])]
+        np.add.at(per_line, lines[touched], 1)
+        frontier = np.unique(lines[touched])
+        frontier = frontier[per_line[frontier] == 1]
+
+
+def _ranges(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The concatenated positions ``starts[i]:ends[i]`` of every i, without a Python loop."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return offsets + np.arange(total, dtype=np.int64)
 
 
 def round_counts(

@@ -257,8 +257,13 @@ def _row_lines(name: str, frame: pl.DataFrame, ancestry: pl.DataFrame) -> pl.Dat
 # -- protection ----------------------------------------------------------------------------------------------------
 
 
-def _population_keys(frame: pl.DataFrame, column: str) -> list[tuple[object, ...]]:
-    return [(column, *row) for row in frame.select("level", "area_code", "as_of", "breakdown", *DIMENSIONS).iter_rows()]
+def _population_rows(frame: pl.DataFrame) -> list[tuple[object, ...]]:
+    """The key columns of each `agg_population` row: read once, since every count column is keyed by them."""
+    return frame.select("level", "area_code", "as_of", "breakdown", *DIMENSIONS).rows()
+
+
+def _population_keys(rows: list[tuple[object, ...]], column: str) -> list[tuple[object, ...]]:
+    return [(column, *row) for row in rows]
 
 
 def _inequality_keys(frame: pl.DataFrame, column: str) -> list[tuple[object, ...]]:
@@ -326,10 +331,11 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
     lines = {name: _row_lines(name, frame, ancestry) for name, frame in frames.items()}
     people = Cells()
     cells: dict[str, npt.NDArray[np.int64]] = {}
+    rows = _population_rows(frames["agg_population"]) if "agg_population" in frames else []
     if "agg_population" in frames:
         frame = frames["agg_population"]
         cells["agg_population"] = _enrol(
-            people, frame, "people", _population_keys(frame, "people"), lines["agg_population"]
+            people, frame, "people", _population_keys(rows, "people"), lines["agg_population"]
         )
     for name, key in (("agg_register", "definition"), ("agg_cohort", "cohort")):
         if name in frames:
@@ -353,7 +359,7 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
         )
     hidden = people.redacted(policy)
     shown = round_counts(people.values, hidden, policy)
-    activity, events = _activity_counts(frames, lines, cells, hidden, policy, ancestry)
+    activity, events = _activity_counts(frames, rows, lines, cells, hidden, policy, ancestry)
 
     out: dict[str, pl.DataFrame] = {}
     if "agg_population" in frames:
@@ -382,6 +388,7 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
 
 def _activity_counts(
     frames: dict[str, pl.DataFrame],
+    population_rows: list[tuple[object, ...]],
     lines: dict[str, pl.DataFrame],
     cells: dict[str, npt.NDArray[np.int64]],
     hidden: npt.NDArray[np.bool_],
@@ -404,7 +411,7 @@ def _activity_counts(
                 family,
                 population,
                 column,
-                _population_keys(population, column),
+                _population_keys(population_rows, column),
                 lines["agg_population"],
                 hidden=hidden[cells["agg_population"]],
             )
