@@ -1,7 +1,7 @@
 """Train on a store and publish: the model file and card in a folder, the coefficients in the store.
 
 The coefficients go into the store as the ``admission_model`` table (atomic publish, as ``phm run`` does),
-because a stage never learns where its store lives: the admission_risk stage reads that table as an input.
+because a stage never learns where its store lives: the admission_risk_model stage reads that table as an input.
 The file, card and plot go to ``<store>.models/`` (or a folder given), one set per model version.
 """
 

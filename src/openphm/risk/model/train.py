@@ -260,7 +260,7 @@ def train(
 ) -> Training:
     """Fit on the earlier complete year and collect the later one as the temporal test sample.
 
-    ``validate=False`` (the in-run fit of the admission_risk stage) fits on the same year but collects no
+    ``validate=False`` (the in-run fit of the admission_risk_model stage) fits on the same year but collects no
     test sample, and fits on the only complete year when there is just one.
 
     Only the terms whose source table is present are used; at most ``spec.sample_cap`` people per year are
