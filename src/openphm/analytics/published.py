@@ -152,14 +152,6 @@ class Cells:
         """The cell id of each key; a key seen before with the same value is the same cell."""
         counts = np.asarray(values, dtype=np.int64)
         force = np.zeros(len(keys), dtype=bool) if hidden is None else np.asarray(hidden, dtype=bool)
-        if not self.values:  # the first table of a family: when its keys are distinct, every row is a new cell
-            index = dict(zip(keys, range(len(keys)), strict=True))
-            if len(index) == len(keys):
-                self.keys = index
-                self.values = counts.tolist()
-                self.choosable = [published] * len(keys)
-                self.hidden = force.tolist()
-                return np.arange(len(keys), dtype=np.int64)
         ids = np.empty(len(keys), dtype=np.int64)
         for i, (key, value) in enumerate(zip(keys, counts.tolist(), strict=True)):
             known = self.keys.get(key)

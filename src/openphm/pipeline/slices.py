@@ -1,7 +1,7 @@
 """Person slices: running a per-person stage on ranges of person_id, to bound its memory on large populations.
 
 A stage whose output rows for a person depend only on that person's input rows (registers, measures,
-activity, scores) gives the same tables whether it runs on everyone at once or on disjoint
+activity, scores, segments) gives the same tables whether it runs on everyone at once or on disjoint
 ranges of people whose results are appended. Hash aggregations and joins keyed on the person grow with
 the number of people: at ten million people the activity stage's were several times the machine's
 memory, so the runner runs such stages one slice at a time once the population exceeds

@@ -48,8 +48,9 @@ class Stage:
     facts: tuple[str, ...] = ()
     """Outputs that are facts for the run log, not store tables: rows of (item, metric, value)."""
     per_person: bool = False
-    """A person's output rows depend only on that person's input rows, and facts are counts: the runner may
-    run the stage on slices of people and append the results (see :mod:`openphm.pipeline.slices`)."""
+    """A person's output rows depend only on that person's input rows, and facts are counts (unless
+    ``same_facts``): the runner may run the stage on slices of people and append the results (see
+    :mod:`openphm.pipeline.slices`)."""
     same_facts: bool = False
     """The facts describe the run, not the people (say, a table the rules need is absent): every slice gives
     the same facts, so a sliced run keeps one copy instead of summing them."""

@@ -76,13 +76,23 @@ def _current(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     return training.model, f"trained in this run on as_of {training.train_as_of.isoformat()}"
 
 
+NO_MODEL = "none"
+"""The ``kind`` of the single row ``admission_risk_model`` holds when no model could be had."""
+
+
 def _applied(model: Model | None, source: str, context: RunContext) -> nw.LazyFrame:
     if model is None:
-        table = pa.Table.from_pylist([{"term": "none", "kind": "none"}], schema=TABLE_SCHEMA)
+        table = pa.Table.from_pylist([{"term": NO_MODEL, "kind": NO_MODEL}], schema=TABLE_SCHEMA)
     else:
         table = model.to_table()
     table = table.append_column("model_source", pa.array([source] * table.num_rows, pa.string()))
     return context.engine.frame(table)
+
+
+def _read_applied(applied: nw.LazyFrame) -> Model | None:
+    """The model an ``admission_risk_model`` table holds (None for the no-model row :func:`_applied` writes)."""
+    rows = applied.collect(backend="polars").rows(named=True)
+    return None if [r["kind"] for r in rows] == [NO_MODEL] else Model.from_rows(rows)
 
 
 def _centiles(risks: nw.LazyFrame) -> nw.LazyFrame:
@@ -137,8 +147,7 @@ def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: Run
     """Probability of an emergency admission in the next 12 months for everyone in the population."""
     applied = tables[APPLIED_TABLE]
     assert applied is not None
-    rows = applied.collect(backend="polars").rows(named=True)
-    model = None if [r["kind"] for r in rows] == ["none"] else Model.from_rows(rows)
+    model = _read_applied(applied)
     terms = model.terms if model is not None else ()
     raw = raw_features(tables, context.engine, context.as_of, terms, condition_ids(context))
     if model is None:
