@@ -26,6 +26,7 @@ from openphm.engine import distinct
 from openphm.errors import InputError
 from openphm.pipeline import RunContext, stage
 from openphm.pipeline.dates import day_number, days_between
+from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 SETTINGS = ("gp", "ae", "emergency", "elective", "other_admissions", "outpatient", "community", "mh", "social_care")
 COUNTS = {
@@ -41,8 +42,6 @@ COUNTS = {
 """Setting -> count column over 12 months. Social care is counted in weeks, not contacts."""
 COUNTS_24M = {"ae": "ae_attendances_24m", "emergency": "emergency_admissions_24m", "mh": "mh_contacts_24m"}
 BED_DAYS = {"emergency": "emergency_bed_days", "elective": "elective_bed_days"}
-EMERGENCY_METHODS = ("21", "22", "23", "24", "25", "26", "27", "28")
-ELECTIVE_METHODS = ("11", "12", "13")
 SOURCES = (
     "gp_event",
     "gp_medication",
@@ -134,9 +133,9 @@ def _admissions(episodes: nw.LazyFrame) -> nw.LazyFrame:
     """Episodes as events; bed days are nights from admission to discharge (still in hospital: none yet)."""
     method = nw.col("admission_method")
     setting = (
-        nw.when(method.is_in(EMERGENCY_METHODS))
+        nw.when(method.is_in(EMERGENCY_ADMISSION_METHODS))
         .then(nw.lit("emergency"))
-        .when(method.is_in(ELECTIVE_METHODS))
+        .when(method.is_in(ELECTIVE_ADMISSION_METHODS))
         .then(nw.lit("elective"))
         .otherwise(nw.lit("other_admissions"))
     )

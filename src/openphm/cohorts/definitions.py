@@ -21,6 +21,7 @@ from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.codes.systems import ICD10, OPCS4
 from openphm.content import content_path
 from openphm.errors import OpenPHMError
+from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 
 class CohortError(OpenPHMError):
@@ -112,8 +113,8 @@ RULE_TYPES = (*COMPARISON_TABLES, "register", "admissions")
 OPERATORS = ("==", "!=", ">", ">=", "<", "<=", "in", "not_in", "between")
 ORDERING = (">", ">=", "<", "<=", "between")
 ADMISSION_METHODS = {
-    "emergency": tuple(str(m) for m in range(21, 29)),
-    "elective": ("11", "12", "13"),
+    "emergency": EMERGENCY_ADMISSION_METHODS,
+    "elective": ELECTIVE_ADMISSION_METHODS,
     "maternity": ("31", "32"),
     "other": ("81", "82", "83"),
 }

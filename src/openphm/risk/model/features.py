@@ -25,9 +25,8 @@ import yaml
 
 from openphm.content import content_path
 from openphm.engine import Engine, count, distinct
+from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS
 
-EMERGENCY_METHODS = ("21", "22", "23", "24", "25", "26", "27", "28")
-"""HES admission methods of an emergency admission."""
 OUTCOME_DAYS = 365
 """The outcome window: an emergency admission dated in (as_of, as_of + 365 days]."""
 KINDS = ("identity", "log1p", "hinge", "category", "missing", "flag")
@@ -206,7 +205,7 @@ def with_outcome(frame: nw.LazyFrame, apc_episode: nw.LazyFrame, engine: Engine,
         )
     )
     admitted = (
-        apc_episode.filter(nw.col("admission_method").is_in(EMERGENCY_METHODS))
+        apc_episode.filter(nw.col("admission_method").is_in(EMERGENCY_ADMISSION_METHODS))
         .select("person_id", "admission_date")
         .join(windows, how="cross")
         .filter((nw.col("admission_date") > nw.col("as_of")) & (nw.col("admission_date") <= nw.col("outcome_end")))
