@@ -170,8 +170,22 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "opt_out",
-            "People with a national data opt-out or a GP Type 1 objection; removed under purpose 'planning'.",
+            "People with a national data opt-out (a list held locally); removed under the purposes the "
+            "policy applies it to. Type 1 objections are read from gp_event instead. Never stored.",
             (_id(),),
+        ),
+        Table(
+            "opt_out_cleared",
+            "The national check's cleared list: the people who may be used (no national data opt-out). When "
+            "supplied and the purpose applies it, everyone not on it is removed. Never stored.",
+            (
+                _id(),
+                Column(
+                    "checked_on",
+                    "date",
+                    description="date of the national check; the latest is recorded, and an old check warns",
+                ),
+            ),
         ),
         Table(
             "gp_event",
