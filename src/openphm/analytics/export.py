@@ -12,6 +12,9 @@ output folder.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from openphm import __version__
 from openphm.analytics.disclosure import POLICIES
 from openphm.analytics.published import PolicyError, published_tables
 from openphm.engine import open_store
+from openphm.engine.store import process_alive
 from openphm.errors import OpenPHMError
 from openphm.ingest.policy import StoreGovernance, check_output_purpose, store_governance
 from openphm.pipeline.runlog import last_purpose
@@ -122,18 +126,39 @@ def export(
         governance=governance,
         warnings=governance.warnings(datetime.now(UTC).date()),
     )
-    if fmt == "xlsx":
-        result.files.append(_workbook(tables, out / WORKBOOK))
-    else:
-        for name, table in tables.items():
-            path = out / f"{name}.{fmt}"
-            if fmt == "csv":
-                pacsv.write_csv(table, path)
-            else:
-                pq.write_table(table, path)
-            result.files.append(path)
-    _log(store, out, fmt, result, level, code)
+    # Written beside the output first, then moved in one file at a time, with the log last: a killed export
+    # leaves no export_log.json, so a folder with a log always holds every file the log lists.
+    _clean_staging(out)
+    staging = out / f".exporting-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        if fmt == "xlsx":
+            written = [_workbook(tables, staging / WORKBOOK)]
+        else:
+            written = []
+            for name, table in tables.items():
+                path = staging / f"{name}.{fmt}"
+                if fmt == "csv":
+                    pacsv.write_csv(table, path)
+                else:
+                    pq.write_table(table, path)
+                written.append(path)
+        (out / LOG).unlink(missing_ok=True)
+        for path in written:
+            path.replace(out / path.name)
+            result.files.append(out / path.name)
+        _log(store, out, fmt, result, level, code)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _clean_staging(out: Path) -> None:
+    """Remove the staging folders of exports into ``out`` that were killed (their process is gone)."""
+    for folder in out.glob(".exporting-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _workbook(tables: dict[str, pa.Table], path: Path) -> Path:
@@ -171,7 +196,9 @@ def _log(store: Path, out: Path, fmt: str, result: ExportResult, level: str | No
         "code": code,
         "rows": result.rows,
     }
-    (out / LOG).write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
+    written = out / f".{LOG}.{os.getpid()}.tmp"
+    written.write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
+    written.replace(out / LOG)
     beside = store.resolve().parent / f"{store.name}.export-log.jsonl"
     with beside.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry) + "\n")
