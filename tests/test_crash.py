@@ -187,7 +187,9 @@ def _run_trials(scenarios: Callable[[str], Scenario], engine: str, command: str,
     scenario = scenarios(engine)
     rng = random.Random(f"{SEED}-{engine}-{command}")
     for index in range(trials):
-        OUTCOMES[(engine, command, _trial(scenario, command, rng, index))] += 1
+        outcome = _trial(scenario, command, rng, index)
+        OUTCOMES[(engine, command, outcome)] += 1
+        print(f"\nkill trial {engine} {command} {index}: {outcome}", flush=True)
 
 
 @pytest.mark.parametrize("command", ["ingest", "run", "export"])
