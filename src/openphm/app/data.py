@@ -1,6 +1,6 @@
 """What the application reads from the store: areas, published aggregates, cohorts and their members.
 
-The store is opened read-only, per read. Aggregates are the output of
+The store is opened read-only, once per version, and its connection shared under a lock. Aggregates are the output of
 :func:`openphm.analytics.published.published_tables` - the one disclosure-controlled path every export takes -
 computed once per store version and kept; a new version (``phm run`` swaps the store file or folder atomically)
 has a new inode and modification time, so the next request sees it without a restart.
@@ -24,7 +24,7 @@ from openphm.analytics.aggregates import CODE_COLUMNS, NATIONAL_CODE, NATIONAL_N
 from openphm.analytics.published import published_tables
 from openphm.app.accounts import Scope
 from openphm.app.roles import LEVELS
-from openphm.engine import open_store
+from openphm.engine import Engine, open_store
 
 POLICY = "nhs"  # the disclosure policy of everything the application shows (counts 1-7 redacted, rounded to 5)
 
@@ -53,6 +53,7 @@ class Snapshot:
     practices: dict[str, dict[str, str | None]]  # practice code -> {level: code} for itself and its ancestors
     cohorts: list[str]
     as_of: list[date]
+    tables: frozenset[str]
 
 
 class StoreReader:
@@ -60,6 +61,7 @@ class StoreReader:
         self.store, self.engine = store, engine
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self._engine: Engine | None = None
 
     def _version(self) -> tuple[int, int]:
         stat = self.store.stat()
@@ -68,35 +70,40 @@ class StoreReader:
     def snapshot(self) -> Snapshot:
         """The current store's published content, rebuilt when the store was replaced."""
         with self._lock:
-            version = self._version()
-            if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = self._load(version)
-            return self._snapshot
+            return self._current()[0]
 
-    def _load(self, version: tuple[int, int]) -> Snapshot:
+    def _current(self) -> tuple[Snapshot, Engine]:
+        """The snapshot and open engine of the store's current version (call with the lock held)."""
+        version = self._version()
+        if self._snapshot is None or self._engine is None or self._snapshot.version != version:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+            self._engine = open_store(self.store, self.engine)
+            self._snapshot = self._load(version, self._engine)
+        return self._snapshot, self._engine
+
+    def _load(self, version: tuple[int, int], eng: Engine) -> Snapshot:
         aggregates = {
             name: pl.from_arrow(table)
             for name, table in published_tables(self.store, self.engine, POLICY).items()
             if name in AGG_TABLES
         }
-        eng = open_store(self.store, self.engine)
-        try:
-            practice = (
-                pl.DataFrame(nw.to_native(eng.table("practice").collect(backend="polars")))
-                if eng.has_table("practice")
-                else None
-            )
-            attrition = (
-                eng.table("cohort_attrition").select("cohort").unique().collect(backend="polars")["cohort"].to_list()
-                if eng.has_table("cohort_attrition")
-                else []
-            )
-        finally:
-            eng.close()
+        practice = (
+            pl.DataFrame(nw.to_native(eng.table("practice").collect(backend="polars")))
+            if eng.has_table("practice")
+            else None
+        )
+        attrition = (
+            eng.table("cohort_attrition").select("cohort").unique().collect(backend="polars")["cohort"].to_list()
+            if eng.has_table("cohort_attrition")
+            else []
+        )
         population = aggregates.get("agg_population")
         as_of = sorted(population["as_of"].unique().to_list()) if population is not None else []
         cohorts = sorted(set(attrition) | set(aggregates["agg_cohort"]["cohort"].to_list() if "agg_cohort" in aggregates else []))
-        return Snapshot(version, aggregates, _areas(practice, population), _practices(practice), cohorts, as_of)
+        areas = _areas(practice, population)
+        return Snapshot(version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()))
 
     def members(
         self, cohort: str, scopes: tuple[Scope, ...], practice_code: str | None, as_of: date | None
@@ -105,8 +112,8 @@ class StoreReader:
         (and at ``practice_code`` when given). No scope, no rows."""
         if not scopes:
             return pl.DataFrame(schema=dict.fromkeys(MEMBER_COLUMNS, pl.String))
-        eng = open_store(self.store, self.engine)
-        try:
+        with self._lock:
+            snapshot, eng = self._current()
             members = eng.table("cohort_member").filter(nw.col("cohort") == cohort)
             if as_of is None:
                 latest = members.select(nw.col("as_of").max()).collect(backend="polars").item()
@@ -122,15 +129,13 @@ class StoreReader:
                 ("admission_risk", ("admission_risk", "risk_centile")),
                 ("risk", ("efi_category", "qrisk3")),
             ):
-                if eng.has_table(table):
+                if table in snapshot.tables:
                     frame = frame.join(
                         eng.table(table).select("person_id", "as_of", *columns), on=["person_id", "as_of"], how="left"
                     )
                 else:
                     frame = frame.with_columns(nw.lit(None).alias(c) for c in columns)
             result = frame.select(*MEMBER_COLUMNS).collect(backend="polars")
-        finally:
-            eng.close()
         native: pl.DataFrame = nw.to_native(result)
         return native.sort(["admission_risk", "person_id"], descending=[True, False], nulls_last=True)
 

@@ -113,7 +113,7 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 401 and not request.url.path.startswith("/api/") and request.method == "GET":
+        if exc.status_code == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             return RedirectResponse("/login", status_code=303)
         return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code)
 
