@@ -49,9 +49,11 @@ def _allowed(role: str, scopes: list[str]) -> set[str]:
     for text in scopes:
         level, _, code = text.partition(":")
         for practice in PRACTICES:
-            if level == "national" or (level == "practice" and practice == code):
-                out.add(practice)
-            elif level in LEVEL_INDEX and HIERARCHY[practice][LEVEL_INDEX[level]] == code:
+            if (
+                level == "national"
+                or (level == "practice" and practice == code)
+                or (level in LEVEL_INDEX and HIERARCHY[practice][LEVEL_INDEX[level]] == code)
+            ):
                 out.add(practice)
     return out
 
@@ -130,7 +132,9 @@ def test_access_matrix(make_client: Callable[..., TestClient], app_store: Path) 
     with client.app.state.phm.db() as db, db.begin():
         idle = sa.select(accounts.User.id).where(accounts.User.username == "analyst_idle").scalar_subquery()
         old = sa.select(accounts.User.id).where(accounts.User.username == "analyst_old").scalar_subquery()
-        db.execute(sa.update(SessionRow).where(SessionRow.user_id == idle).values(last_seen_at=now() - timedelta(minutes=31)))
+        db.execute(
+            sa.update(SessionRow).where(SessionRow.user_id == idle).values(last_seen_at=now() - timedelta(minutes=31))
+        )
         db.execute(sa.update(SessionRow).where(SessionRow.user_id == old).values(created_at=now() - timedelta(hours=9)))
     clients["anonymous"] = clone(client)
     roles = {name: (role, scopes) for name, role, scopes in USERS}
@@ -155,10 +159,7 @@ def test_access_matrix(make_client: Callable[..., TestClient], app_store: Path) 
                         assert not any(p in response.text for p in members), (name, cohort, practice)
                         continue
                     assert response.status_code == 200, (name, cohort, practice, response.text)
-                    if suffix:
-                        rows = list(csv.DictReader(io.StringIO(response.text)))
-                    else:
-                        rows = response.json()
+                    rows = list(csv.DictReader(io.StringIO(response.text))) if suffix else response.json()
                     got = {row["person_id"]: row["practice_code"] for row in rows}
                     wanted = {
                         p: where
@@ -175,6 +176,13 @@ def test_viewer_and_admin_see_aggregates_not_people(make_client: Callable[..., T
         add_user(client, name, role, "practice:SYN00002")
         browser = clone(client)
         assert sign_in(browser, name) == 303
-        assert browser.get("/api/aggregates/agg_population", params={"level": "practice", "area_code": "SYN00001"}).status_code == 200
-        assert browser.get("/api/cohorts/severe_frailty/members", params={"practice_code": "SYN00002"}).status_code == 403
+        assert (
+            browser.get(
+                "/api/aggregates/agg_population", params={"level": "practice", "area_code": "SYN00001"}
+            ).status_code
+            == 200
+        )
+        assert (
+            browser.get("/api/cohorts/severe_frailty/members", params={"practice_code": "SYN00002"}).status_code == 403
+        )
         assert browser.get("/admin").status_code == (200 if role == "admin" else 403)

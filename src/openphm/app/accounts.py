@@ -97,6 +97,18 @@ def add_user(
     return load(factory, username)
 
 
+def add_grant(factory: sessionmaker[Session], username: str, role: str, scope: Scope, actor: str = "cli") -> None:
+    """Give an existing account one more (role, scope)."""
+    if role not in ROLES:
+        raise AccountError(f"role '{role}' is not one of {', '.join(ROLES)}")
+    with factory() as db, db.begin():
+        user_id = db.scalar(sa.select(User.id).where(User.username == username))
+        if user_id is None:
+            raise AccountError(f"no user '{username}'")
+        db.add(Grant(user_id=user_id, role=role, scope_level=scope.level, scope_code=scope.code, created_at=now()))
+        audit.record(db, actor, "grant_added", user=username, role=role, scope=str(scope))
+
+
 def load(factory: sessionmaker[Session], username: str) -> Account:
     with factory() as db:
         user = db.scalar(sa.select(User).where(User.username == username))

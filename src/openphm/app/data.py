@@ -101,7 +101,9 @@ class StoreReader:
         )
         population = aggregates.get("agg_population")
         as_of = sorted(population["as_of"].unique().to_list()) if population is not None else []
-        cohorts = sorted(set(attrition) | set(aggregates["agg_cohort"]["cohort"].to_list() if "agg_cohort" in aggregates else []))
+        cohorts = sorted(
+            set(attrition) | set(aggregates["agg_cohort"]["cohort"].to_list() if "agg_cohort" in aggregates else [])
+        )
         areas = _areas(practice, population)
         return Snapshot(version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()))
 
@@ -158,7 +160,9 @@ def _practices(practice: pl.DataFrame | None) -> dict[str, dict[str, str | None]
 
 def _areas(practice: pl.DataFrame | None, population: pl.DataFrame | None) -> pl.DataFrame:
     """Every area with its name and its parent's code: from the practice table, and agg_population's names."""
-    rows: list[dict[str, str | None]] = [{"level": "national", "code": NATIONAL_CODE, "name": NATIONAL_NAME, "parent": None}]
+    rows: list[dict[str, str | None]] = [
+        {"level": "national", "code": NATIONAL_CODE, "name": NATIONAL_NAME, "parent": None}
+    ]
     if practice is not None:
         levels = LEVELS[1:]
         for i, level in enumerate(levels):
@@ -178,6 +182,9 @@ def _areas(practice: pl.DataFrame | None, population: pl.DataFrame | None) -> pl
     frame = pl.DataFrame(rows, schema={"level": pl.String, "code": pl.String, "name": pl.String, "parent": pl.String})
     if population is not None:  # areas that have statistics but no practice row (e.g. a store without practice.csv)
         seen = population.select("level", pl.col("area_code").alias("code"), pl.col("area_name").alias("name")).unique()
-        frame = pl.concat([frame, seen.join(frame, on=["level", "code"], how="anti").with_columns(parent=pl.lit(None, pl.String))], how="diagonal_relaxed")
+        frame = pl.concat(
+            [frame, seen.join(frame, on=["level", "code"], how="anti").with_columns(parent=pl.lit(None, pl.String))],
+            how="diagonal_relaxed",
+        )
     order = {level: i for i, level in enumerate(LEVELS)}
     return frame.unique(["level", "code"]).sort(pl.col("level").replace_strict(order), "code")

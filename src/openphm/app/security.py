@@ -19,8 +19,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from fastapi import Request, Response
-from sqlalchemy.orm import sessionmaker
 from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import sessionmaker
 
 from openphm.app.accounts import Scope
 from openphm.app.db import Grant, LoginAttempt, Session, User, now

@@ -284,8 +284,13 @@ def create_app(settings: AppSettings) -> FastAPI:
         frame = _members(principal, name, practice_code, as_of)
         with state.db() as db, db.begin():
             audit.record(
-                db, principal.username, "person_level_view", cohort=name, practice_code=practice_code,
-                as_of=as_of, rows=frame.height,
+                db,
+                principal.username,
+                "person_level_view",
+                cohort=name,
+                practice_code=practice_code,
+                as_of=as_of,
+                rows=frame.height,
             )
         return _rows(frame)
 
@@ -300,8 +305,13 @@ def create_app(settings: AppSettings) -> FastAPI:
         frame = _members(principal, name, practice_code, as_of)
         with state.db() as db, db.begin():
             audit.record(
-                db, principal.username, "person_level_download", cohort=name, practice_code=practice_code,
-                as_of=as_of, rows=frame.height,
+                db,
+                principal.username,
+                "person_level_download",
+                cohort=name,
+                practice_code=practice_code,
+                as_of=as_of,
+                rows=frame.height,
             )
         out = io.StringIO()
         writer = csv.writer(out)
@@ -383,9 +393,16 @@ def _figures(aggregates: dict[str, pl.DataFrame], area: dict[str, Any], as_of: d
             out["population"] = first["people"]
             out["activity"] = {
                 key: first.get(key)
-                for key in ("emergency_admissions_per_1000", "ae_attendances_per_1000", "gp_contacts_per_1000", "cost_per_head")
+                for key in (
+                    "emergency_admissions_per_1000",
+                    "ae_attendances_per_1000",
+                    "gp_contacts_per_1000",
+                    "cost_per_head",
+                )
             }
-        out["segments"] = _rows(rows.filter(pl.col("breakdown") == "segment").select("segment", "people").sort("segment"))
+        out["segments"] = _rows(
+            rows.filter(pl.col("breakdown") == "segment").select("segment", "people").sort("segment")
+        )
     registers = aggregates.get("agg_register")
     if registers is not None:
         top = registers.filter(where).sort("people", descending=True, nulls_last=True).head(10)

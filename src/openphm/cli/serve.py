@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -24,10 +25,45 @@ AppDb = Annotated[
 ]
 
 
+def require_app() -> None:
+    """The web stack is the optional extra ``app``: without it, one line saying how to install it."""
+    try:
+        import fastapi  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        errors.print("[red]error:[/red] the application needs the 'app' extra: pip install 'openphm[app]'")
+        raise typer.Exit(2) from None
+
+
 def _db(store: Path, app_db: str | None):  # type: ignore[no-untyped-def]
+    require_app()
     from openphm.app.settings import app_db_url, open_db
 
     return open_db(app_db_url(store, app_db))
+
+
+def demo_account(store: Path, folder: Path, engine: str = "duckdb") -> str:
+    """A demo administrator (admin and analyst, national) in the app database beside ``store``; the command
+    that serves it. The generated password is printed and kept in ``folder/demo-password.txt`` (mode 600)."""
+    import secrets
+
+    from openphm.app import accounts
+
+    factory = _db(store, None)
+    password_file = folder / "demo-password.txt"
+    names = {a.username for a in accounts.list_users(factory)}
+    if "demo" not in names:
+        password = secrets.token_urlsafe(15)
+        password_file.unlink(missing_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+        accounts.add_user(factory, "demo", "admin", [], password, actor="phm demo")
+        accounts.add_grant(factory, "demo", "analyst", accounts.Scope("national", accounts.NATIONAL_CODE), "phm demo")
+        console.print(f"Demo sign-in: user demo, password {password} (also in {password_file}, mode 600)")
+    else:
+        console.print(f"Demo sign-in: user demo, password in {password_file}")
+    return f"phm serve --store {store}" + ("" if engine == "duckdb" else f" --engine {engine}")
 
 
 @app.command()
@@ -46,6 +82,7 @@ def serve(
     engine: Engine = "duckdb",
 ) -> None:
     """Serve the web application and its JSON API over the store (read-only)."""
+    require_app()
     import uvicorn
 
     from openphm.app.server import create_app
