@@ -116,6 +116,7 @@ def test_concurrent_writers_keep_one_chain(make_client: Callable[..., TestClient
     def write(n: int) -> None:
         for i in range(15):
             with factory() as db, db.begin():
+                db.execute(sa.select(AuditRow.id).limit(1)).all()  # a read first, as a request does
                 audit.record(db, f"writer{n}", "person_level_view", rows=i)
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
@@ -189,6 +190,8 @@ def test_demo_account(app_store: Path, tmp_path: Path) -> None:
     assert command == f"phm serve --store {store}"
     password_file = tmp_path / "demo-password.txt"
     assert password_file.stat().st_mode & 0o777 == 0o600
+    database = Path(f"{store}.app.sqlite")
+    assert database.stat().st_mode & 0o777 == 0o600  # hashes and the audit log: the owner's only
     factory = connect(app_db_url(store, None))
     account = accounts.load(factory, "demo")
     assert [role for role, _ in account.grants] == ["admin", "analyst"]

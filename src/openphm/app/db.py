@@ -7,6 +7,7 @@ new release upgrades an existing database in place.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,11 +97,18 @@ def default_url(store: Path) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None  # the driver's own BEGIN is replaced by _sqlite_begin's
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA busy_timeout = 10000")  # concurrent writers wait rather than fail
     cursor.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
     cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    """Every SQLite transaction takes the write lock at its start: one that reads, then writes (a sign-in, an
+    audit append) would otherwise fail at once, not wait, when another wrote in between (WAL's stale snapshot)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def migrate(engine: sa.Engine) -> None:
@@ -117,5 +125,9 @@ def connect(url: str) -> sessionmaker[sa.orm.Session]:
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        if engine.url.database and not Path(engine.url.database).exists():
+            # password hashes and the audit log: readable by the service's account only
+            os.close(os.open(engine.url.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)
