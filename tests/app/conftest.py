@@ -74,25 +74,32 @@ def _postgres_reachable() -> bool:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def new_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
-    """A maker of fresh, empty app databases on one backend (PostgreSQL ones are dropped at the end)."""
-    created: list[str] = []
+    """A maker of empty app databases on one backend: a new SQLite file each time; on PostgreSQL one database
+    for the session (created here, dropped at the end), emptied each time (creating one per test is slow)."""
     if request.param == "postgresql" and not _postgres_reachable():
         pytest.skip("PostgreSQL on 127.0.0.1:5432 is unreachable")
+    name = f"openphm_test_{uuid.uuid4().hex[:12]}"
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    created = False
 
     def make() -> str:
+        nonlocal created
         if request.param == "sqlite":
             return f"sqlite:///{tmp_path_factory.mktemp('appdb') / 'app.sqlite'}"
-        name = f"openphm_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-            con.execute(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        if not created:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+                con.execute(f'CREATE DATABASE "{name}"')
+            created = True
+            return url
+        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as con:
+            con.execute("TRUNCATE users, grants, sessions, login_attempts, audit RESTART IDENTITY CASCADE")
+            con.execute(f"UPDATE audit_head SET last_id = 0, last_hash = '{'0' * 64}'")
+        return url
 
     yield make
     if created:
         with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-            for name in created:
-                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def settings(store: Path, url: str, **changes: object) -> AppSettings:
