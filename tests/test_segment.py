@@ -17,7 +17,7 @@ from openphm.content import content_path
 from openphm.segments.assign import catalogue, wide_frame
 from openphm.segments.rules import SegmentRulesError, load_rules, parse
 from tests.conftest import read_table, store_path
-from tests.test_segment_people import AS_OF, LAST, PEOPLE, Crafted, build
+from tests.test_segment_people import AS_OF, CKD4, LAST, PEOPLE, Crafted, build
 
 SEGMENTS = {
     "healthy",
@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[str, int, set[str]]] = {
     "ae_only": ("acutely_ill", 3, {"acute_episode"}),
     "ckd4_three_admissions": ("long_term_conditions", 9, {"chronic_kidney_disease", "acute_episode"}),
     "ckd5_egfr": ("organ_failure", 9, {"end_stage_renal_failure"}),
+    "ckd5_single_egfr": ("healthy", 1, set()),
     "pregnant": ("maternal_and_infant", 6, {"maternal"}),
     "pregnant_asthma": ("long_term_conditions", 7, {"maternal", "asthma"}),
     "pregnant_at_41": ("maternal_and_infant", 7, {"maternal"}),
@@ -55,6 +56,7 @@ EXPECTED: dict[str, tuple[str, int, set[str]]] = {
     "frail_hfrs_under_65": ("healthy", 1, set()),
     "palliative_cancer": ("incurable_cancer", 9, {"incurable_cancer", "cancer"}),
     "palliative_only": ("healthy", 1, set()),
+    "palliative_heart_failure_old_cancer": ("long_term_conditions", 9, {"cancer", "heart_failure"}),
     "four_ltc": ("long_term_conditions", 10, {"hypertension", "asthma", "epilepsy", "diabetes"}),
     "cms_high": ("long_term_conditions", 10, {"copd", "atrial_fibrillation"}),
     "copd_only": ("long_term_conditions", 9, {"copd"}),
@@ -173,6 +175,7 @@ def test_absent_inputs_make_their_rules_unknown_not_false() -> None:
                 "person_id": pa.array([], pa.string()),
                 "as_of": pa.array([], pa.date32()),
                 "definition": pa.array([], pa.string()),
+                "first_date": pa.array([], pa.date32()),
                 "last_date": pa.array([], pa.date32()),
                 "active": pa.array([], pa.bool_()),
             }
@@ -270,7 +273,7 @@ FRAIL_HIGH = ("R29", "W19", "S00", "N39", "F05")  # HFRS 3.6 + 3.2 * 4 = 16.4
 UPSTREAM: dict[str, tuple[Crafted, str, int, set[str]]] = {
     "ckd4_four_admissions": (
         Crafted(
-            coded={"ckd": "2024-05-01"}, egfr=20.0, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7, 8))
+            coded={"ckd": "2024-05-01"}, egfrs=CKD4, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7, 8))
         ),
         "organ_failure",
         9,
@@ -278,7 +281,7 @@ UPSTREAM: dict[str, tuple[Crafted, str, int, set[str]]] = {
     ),
     "ckd4_three_admissions": (
         Crafted(
-            coded={"ckd": "2024-05-01"}, egfr=20.0, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7))
+            coded={"ckd": "2024-05-01"}, egfrs=CKD4, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7))
         ),
         "long_term_conditions",
         9,

@@ -42,6 +42,10 @@ CODES = {
     "depression": "35489007",
     "mrc_grade_5": "391126003",
     "home_oxygen": "243137006",
+    "lymph_node_secondary": "188399000",  # secondary malignant neoplasm of paratracheal lymph nodes
+    "secondary_arthritis": "202046009",  # arthritis secondary to malignancy
+    "palliative_antineoplastic": "1255904006",  # administration of palliative antineoplastic agent
+    "kidney_transplant": "719352000",  # kidney transplant recipient
 }
 RISK_DEFAULTS: dict[str, object] = {"hfrs": 0.0, "efi": 0.0, "cms": 0.0}
 ACTIVITY_DEFAULTS: dict[str, object] = {
@@ -65,6 +69,8 @@ TYPES = {
 class Crafted:
     """A person: when born, what is coded (condition name -> date), eGFR, crafted risk and activity.
 
+    ``egfr`` is one reading on 2024-06-01; ``egfrs`` are (date, value) readings.
+
     ``admissions`` (date, HES admission method, ICD-10 codes), ``ae`` and ``mh`` (dates) are source rows for
     the real risk and activity stages; ``risk`` and ``activity`` are values for their stand-ins.
     """
@@ -72,6 +78,7 @@ class Crafted:
     born: str = "1960-06-15"
     coded: dict[str, str] = field(default_factory=dict)
     egfr: float | None = None
+    egfrs: tuple[tuple[str, float], ...] = ()
     risk: dict[str, object] = field(default_factory=dict)
     activity: dict[str, object] = field(default_factory=dict)
     person: dict[str, object] = field(default_factory=dict)
@@ -81,6 +88,7 @@ class Crafted:
 
 
 CONTACT = {"any_contact_24m": True}
+CKD4 = (("2024-01-15", 22.0), ("2024-06-01", 20.0))  # below 30 for 138 days: CKD stage 4
 PEOPLE: dict[str, Crafted] = {
     # precedence pairs
     "dementia_diabetes": Crafted(coded={"dementia": "2024-05-01", "diabetes": "2024-05-01"}),
@@ -88,13 +96,14 @@ PEOPLE: dict[str, Crafted] = {
     "ld_asthma": Crafted(coded={"learning_disability": "2010-01-01", "asthma": "2024-05-01"}, activity=CONTACT),
     "nothing": Crafted(),
     "ckd4_four_admissions": Crafted(
-        coded={"ckd": "2024-05-01"}, egfr=20.0, activity={"emergency_admissions": 4, **CONTACT}
+        coded={"ckd": "2024-05-01"}, egfrs=CKD4, activity={"emergency_admissions": 4, **CONTACT}
     ),
     "infant": Crafted(born="2024-09-01", activity=CONTACT),
     "ae_only": Crafted(born="1950-06-15", activity={"ae_attendances": 1, **CONTACT}),
     # one per rule
-    "ckd4_three_admissions": Crafted(coded={"ckd": "2024-05-01"}, egfr=20.0, activity={"emergency_admissions": 3}),
-    "ckd5_egfr": Crafted(egfr=10.0),
+    "ckd4_three_admissions": Crafted(coded={"ckd": "2024-05-01"}, egfrs=CKD4, activity={"emergency_admissions": 3}),
+    "ckd5_egfr": Crafted(egfrs=(("2024-02-01", 12.0), ("2024-06-01", 10.0))),  # below 15 for 121 days
+    "ckd5_single_egfr": Crafted(egfr=10.0),  # one reading is not CKD (KDIGO: > 3 months)
     "pregnant": Crafted(born="1995-06-15", coded={"pregnancy": "2024-10-01"}, activity=CONTACT),
     "pregnant_asthma": Crafted(born="1995-06-15", coded={"pregnancy": "2024-10-01", "asthma": "2024-05-01"}),
     "pregnant_at_41": Crafted(born="1983-06-15", coded={"pregnancy": "2024-10-01"}),
@@ -104,6 +113,9 @@ PEOPLE: dict[str, Crafted] = {
     "low_hfrs": Crafted(born="1950-01-15", risk={"hfrs": 4.9}),
     "frail_hfrs_under_65": Crafted(born="1964-06-15", risk={"hfrs": 20.0}),
     "palliative_cancer": Crafted(coded={"palliative_care": "2024-05-01", "cancer": "2024-05-01"}),
+    "palliative_heart_failure_old_cancer": Crafted(
+        coded={"cancer": "2021-01-10", "heart_failure": "2023-05-01", "palliative_care": "2024-05-01"}
+    ),
     "palliative_only": Crafted(coded={"palliative_care": "2024-05-01"}),
     "four_ltc": Crafted(
         coded={"hypertension": "2024-05-01", "asthma": "2024-05-01", "epilepsy": "2024-05-01", "diabetes": "2024-05-01"}
@@ -184,15 +196,10 @@ def source_tables(people: Mapping[str, Crafted], nhs: Mapping[str, str]) -> dict
                     "unit": None,
                 }
             )
-        if p.egfr is not None:
+        readings = ((("2024-06-01", p.egfr),) if p.egfr is not None else ()) + p.egfrs
+        for when, value in readings:
             events.append(
-                {
-                    "nhs_number": nhs[name],
-                    "event_date": "2024-06-01",
-                    "snomed_code": EGFR,
-                    "value": p.egfr,
-                    "unit": None,
-                }
+                {"nhs_number": nhs[name], "event_date": when, "snomed_code": EGFR, "value": value, "unit": None}
             )
     episodes, diagnoses, attendances, contacts = [], [], [], []
     for name, p in people.items():

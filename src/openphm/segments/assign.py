@@ -21,7 +21,9 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes import Definition
+from openphm.pipeline.dates import days_between
 from openphm.segments.rules import (
+    After,
     All,
     AnyFlagOf,
     AnyOf,
@@ -90,6 +92,10 @@ def register_column(definition: str, within_days: int | None) -> str:
     return f"register__{definition}" + (f"__{within_days}" if within_days else "")
 
 
+def after_column(condition: After) -> str:
+    return f"after__{condition.then}__{condition.first}__{condition.gap_days}"
+
+
 @dataclass
 class Env:
     """What the wide frame holds, and the references the rules made to things this run does not have."""
@@ -108,6 +114,9 @@ class Env:
             case Register(definition, days):
                 name = register_column(definition, days)
                 return nw.col(name) if name in self.columns else self.null(f"register:{definition}")
+            case After(then, first, _):
+                name = after_column(condition)
+                return nw.col(name) if name in self.columns else self.null(f"register:{then} after {first}")
             case Flag(subsegment):
                 known = any(subsegment in flags for flags in self.flags_of.values())
                 return nw.col(subsegment) if known else self.null(f"flag:{subsegment}")
@@ -174,6 +183,10 @@ def _needed_registers(
     return wanted
 
 
+def _needed_afters(conditions: list[Condition]) -> list[After]:
+    return sorted({c for condition in conditions for c in walk(condition) if isinstance(c, After)}, key=after_column)
+
+
 def wide_frame(
     tables: Mapping[str, nw.LazyFrame | None],
     rules: Rules,
@@ -211,6 +224,12 @@ def wide_frame(
         names = [register_column(d, days) for d, days in registers]
         wide = wide.with_columns(*[nw.col(n).fill_null(False) for n in names])
         columns |= set(names)
+
+    for a in _needed_afters(conditions):
+        if {a.then, a.first} <= known_definitions:
+            name = after_column(a)
+            wide = wide.join(_after_flag(register, a), on=KEYS, how="left").with_columns(nw.col(name).fill_null(False))
+            columns.add(name)
 
     flags_of: dict[str, list[str]] = {}
     for s in subsegments.values():
@@ -268,3 +287,21 @@ def _register_flags(
         indicators.append(hit.alias(register_column(definition, days)))
     names = [register_column(d, days) for d, days in wanted]
     return active.with_columns(*indicators).group_by(*KEYS).agg(*[nw.col(n).max() for n in names])
+
+
+def _after_flag(register: nw.LazyFrame, after: After) -> nw.LazyFrame:
+    """(person_id, as_of, the ``after`` column) for people with both registers active.
+
+    Read from the register's first and latest dates: a ``then`` code on or after the first ``first`` code
+    (``then``'s latest date is not before ``first``'s first date), and ``then`` begun within the gap of the
+    latest ``first`` code (``then``'s first date no more than ``gap_days`` after ``first``'s latest date).
+    """
+    active = register.filter(nw.col("active"))
+    first = active.filter(nw.col("definition") == nw.lit(after.first)).select(
+        *KEYS, nw.col("first_date").alias("first_first"), nw.col("last_date").alias("first_last")
+    )
+    then = active.filter(nw.col("definition") == nw.lit(after.then)).select(
+        *KEYS, nw.col("first_date").alias("then_first"), nw.col("last_date").alias("then_last")
+    )
+    held = (nw.col("then_last") >= nw.col("first_first")) & (days_between("first_last", "then_first") <= after.gap_days)
+    return first.join(then, on=KEYS, how="inner").select(*KEYS, held.alias(after_column(after)))
