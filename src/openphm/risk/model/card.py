@@ -165,7 +165,7 @@ def evaluate(training: Training) -> dict[str, Any]:
         "trained_at": model.info.get("trained_at"),
         "train_as_of": training.train_as_of.isoformat(),
         "test_as_of": training.test_as_of.isoformat() if training.test_as_of else None,
-        "outcome": "any emergency admission (admission method 21-28) in the 365 days after as_of",
+        "outcome": "any emergency admission (admission method 21-25, 28, 2A, 2B or 2D) in the 365 days after as_of",
         "train": {"n": train_n, "admitted": train_events},
         "test": overall,
         "groups": groups,
