@@ -239,14 +239,18 @@ def _window_sums(events: nw.LazyFrame, context: RunContext, costs: nw.LazyFrame)
             chosen = chosen & (nw.col("setting") == setting)
         return nw.when(chosen).then(nw.col(value)).otherwise(nw.lit(0)).sum()
 
-    return by_period.group_by("person_id", "as_of").agg(
-        *[total("events", 12, s).alias(c) for s, c in COUNTS.items()],
-        *[total("events", 24, s).alias(c) for s, c in COUNTS_24M.items()],
-        *[total("bed_days", 12, s).alias(c) for s, c in BED_DAYS.items()],
-        *[total("cost", 12, s).cast(nw.Float64).alias(f"cost_{s}") for s in SETTINGS if s != "social_care"],
-        total("events", 24).alias("events_24m"),
-        *[_latest(s).alias(f"last_{s}") for s in DAYS_SINCE],
-    ).with_columns(*[days_between(f"last_{s}", "as_of").alias(c) for s, c in DAYS_SINCE.items()])
+    return (
+        by_period.group_by("person_id", "as_of")
+        .agg(
+            *[total("events", 12, s).alias(c) for s, c in COUNTS.items()],
+            *[total("events", 24, s).alias(c) for s, c in COUNTS_24M.items()],
+            *[total("bed_days", 12, s).alias(c) for s, c in BED_DAYS.items()],
+            *[total("cost", 12, s).cast(nw.Float64).alias(f"cost_{s}") for s in SETTINGS if s != "social_care"],
+            total("events", 24).alias("events_24m"),
+            *[_latest(s).alias(f"last_{s}") for s in DAYS_SINCE],
+        )
+        .with_columns(*[days_between(f"last_{s}", "as_of").alias(c) for s, c in DAYS_SINCE.items()])
+    )
 
 
 def _latest(setting: str) -> nw.Expr:
