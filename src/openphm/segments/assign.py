@@ -53,6 +53,8 @@ class Subsegment:
     registers: tuple[str, ...]
     also: tuple[Condition, ...] = ()
     within_days: int | None = None
+    requires: Condition | None = None
+    """Needed besides any arm (see ``SubsegmentRule.requires``)."""
 
 
 def catalogue(rules: Rules, definitions: list[Definition]) -> dict[str, Subsegment]:
@@ -83,6 +85,7 @@ def catalogue(rules: Rules, definitions: list[Definition]) -> dict[str, Subsegme
             tuple(sorted(d.id for d in named.get(ident, []))),
             rule.also if rule else (),
             rule.within_days if rule else None,
+            rule.requires if rule else None,
         )
     order = {s: i for i, s in enumerate(rules.precedence)}
     return dict(sorted(out.items(), key=lambda item: (order[item[1].segment], item[0])))
@@ -141,7 +144,7 @@ def _any(exprs: list[nw.Expr]) -> nw.Expr:
     return reduce(lambda a, b: a | b, exprs)
 
 
-def _compare(column: nw.Expr, operator: str, value: float | bool) -> nw.Expr:
+def _compare(column: nw.Expr, operator: str, value: float | bool | str) -> nw.Expr:
     literal = nw.lit(value)
     match operator:
         case ">=":
@@ -161,7 +164,8 @@ def _held(expr: nw.Expr) -> nw.Expr:
 
 
 def rule_conditions(rules: Rules, subsegments: Mapping[str, Subsegment]) -> list[Condition]:
-    return [c for s in subsegments.values() for c in s.also] + [t.when for t in rules.need_tiers if t.when is not None]
+    arms = [c for s in subsegments.values() for c in (*s.also, *([s.requires] if s.requires else []))]
+    return arms + [t.when for t in rules.need_tiers if t.when is not None]
 
 
 def _needed_columns(conditions: list[Condition]) -> dict[str, set[str]]:
@@ -238,7 +242,10 @@ def wide_frame(
     flag_exprs = []
     for s in subsegments.values():
         arms = [Register(d, s.within_days) for d in s.registers] + list(s.also)
-        flag_exprs.append((_any([env.expr(a) for a in arms]) if arms else nw.lit(None, dtype=nw.Boolean)).alias(s.id))
+        flag = _any([env.expr(a) for a in arms]) if arms else nw.lit(None, dtype=nw.Boolean)
+        if s.requires is not None:
+            flag = flag & env.expr(s.requires)
+        flag_exprs.append(flag.alias(s.id))
     wide = wide.with_columns(*flag_exprs)
 
     counted = flags_of.get(rules.condition_segment, [])

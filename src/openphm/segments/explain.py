@@ -133,6 +133,8 @@ def _explain(eng: Engine, person_id: str, as_of: date | None, rules: Rules, code
     for ident in flags:
         s = subsegments[ident]
         roots += [(ident, arm) for arm in [Register(d, s.within_days) for d in s.registers] + list(s.also)]
+        if s.requires is not None:
+            roots.append((ident, s.requires))
     if tier.when is not None:
         roots.append((f"need tier {tier.tier}", tier.when))
     values = _evaluate(wide, env, list(dict.fromkeys(n for _, root in roots for n in walk(root))))

@@ -77,7 +77,7 @@ class Compare:
     table: str
     column: str
     operator: str
-    value: float | bool
+    value: float | bool | str
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def describe(condition: Condition) -> str:
         case SegmentIs(segment):
             return f"segment {segment}"
         case Compare(table, column, operator, value):
-            shown = str(value).lower() if isinstance(value, bool) else f"{value:g}"
+            shown = str(value).lower() if isinstance(value, bool) else value if isinstance(value, str) else f"{value:g}"
             return f"{table}.{column} {operator} {shown}"
         case All(items):
             return "(" + " and ".join(describe(i) for i in items) + ")"
@@ -134,6 +134,8 @@ class SubsegmentRule:
     segment: str
     also: tuple[Condition, ...] = ()
     within_days: int | None = None
+    requires: Condition | None = None
+    """A condition every arm needs besides its own (the maternal flag: a woman of reproductive age)."""
 
 
 @dataclass(frozen=True)
@@ -258,9 +260,11 @@ class _Reader:
         parts: list[Condition] = []
         for key in tests:
             bound = value[key]
-            boolean_ok = key == "equals" and isinstance(bound, bool)
-            if not boolean_ok and (isinstance(bound, bool) or not isinstance(bound, int | float)):
-                raise self.fail(f"{field}.{key}", "must be a number" + (" or true/false" if key == "equals" else ""))
+            exact_ok = key == "equals" and isinstance(bound, bool | str)
+            if not exact_ok and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+                raise self.fail(
+                    f"{field}.{key}", "must be a number" + (", true/false or a text" if key == "equals" else "")
+                )
             parts.append(Compare(table, column, _OPERATORS[key], bound))
         return parts[0] if len(parts) == 1 else All(tuple(parts))
 
@@ -305,7 +309,7 @@ def parse(document: object, source: str) -> Rules:
         ident = r.ident(key, field)
         if ident in RESERVED:
             raise r.fail(field, "is the name of an output column; choose another id")
-        body = r.mapping(raw, field, ("segment", "also", "within_days"), ("segment",))
+        body = r.mapping(raw, field, ("segment", "also", "within_days", "requires"), ("segment",))
         segment = r.ident(body["segment"], f"{field}.segment")
         if segment not in segments:
             raise r.fail(f"{field}.segment", f"'{segment}' is not in the precedence list")
@@ -319,6 +323,9 @@ def parse(document: object, source: str) -> Rules:
             segment,
             tuple(r.condition(c, f"{field}.also[{i}]", segments, in_tiers=False) for i, c in enumerate(also)),
             None if days is None else r.integer(days, f"{field}.within_days"),
+            None
+            if "requires" not in body
+            else r.condition(body["requires"], f"{field}.requires", segments, in_tiers=False),
         )
 
     tiers_raw = top["need_tiers"]
