@@ -10,7 +10,17 @@ import typer
 from rich.table import Table
 
 from openphm import __version__, api
-from openphm.cli.common import Engine, Store, app, console, errors, key_app, parse_date, reporting
+from openphm.cli.common import (
+    Engine,
+    QualitySettingsFile,
+    Store,
+    app,
+    console,
+    errors,
+    key_app,
+    parse_date,
+    reporting,
+)
 from openphm.ingest.load import IngestResult
 from openphm.pipeline import PEOPLE_PER_SLICE
 
@@ -44,6 +54,7 @@ def ingest(
     purpose: Annotated[str, typer.Option(help="planning (opt-outs removed) or direct-care.")] = "planning",
     engine: Engine = "duckdb",
     extract_date: Annotated[str | None, typer.Option(help="Dates after this are quarantined (default today).")] = None,
+    quality_settings: QualitySettingsFile = None,
 ) -> None:
     """Validate, pseudonymise and load a source folder into a new store (replaced only on success)."""
     with reporting() as progress:
@@ -56,8 +67,10 @@ def ingest(
             engine=engine,
             extract_date=parse_date(extract_date) if extract_date else None,
             progress=progress,
+            quality_settings=quality_settings,
         )
     _print_reconciliation(result)
+    console.print("Data quality: see 'phm quality --store ...' (failures first).")
     console.print(f"Store written: {result.store}")
 
 
@@ -98,9 +111,16 @@ def run_pipeline(
             "populations, same tables).",
         ),
     ] = PEOPLE_PER_SLICE,
+    quality_settings: QualitySettingsFile = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
-    options = {"codelists": codelists, "unit_costs": unit_costs, "segment_rules": segment_rules, "cohorts": cohorts}
+    options = {
+        "codelists": codelists,
+        "unit_costs": unit_costs,
+        "segment_rules": segment_rules,
+        "cohorts": cohorts,
+        "quality_settings": quality_settings,
+    }
     params = {name: str(value) for name, value in options.items() if value is not None}
     with reporting() as progress:
         result = api.run(

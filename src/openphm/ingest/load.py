@@ -9,6 +9,7 @@ atomically.
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,6 +28,9 @@ from openphm.ingest.pseudonymise import KeyedHash, normalise_nhs_number
 from openphm.ingest.rules import nhs_number_valid
 from openphm.ingest.tables import Outcome, Parent, identify, mark_opted_out, split
 from openphm.pipeline.runlog import RunLog
+from openphm.quality import HISTORY, Inputs, QualitySettings, assess, load_settings
+from openphm.quality import TABLE as QUALITY
+from openphm.quality.history import keep_history, previous_rows
 
 PURPOSES = ("planning", "direct-care")
 PERSON_GEOGRAPHY = ("pcn_code", "sub_icb_code", "icb_code", "region_code")
@@ -120,14 +124,17 @@ def ingest(
     engine: str = "duckdb",
     extract_date: date | None = None,
     progress: Progress | None = None,
+    quality_settings: Path | None = None,
 ) -> IngestResult:
-    """Validate, pseudonymise and load ``source`` into a new store at ``store``.
+    """Validate, pseudonymise and load ``source`` into a new store at ``store``, with its ``data_quality``.
 
-    The previous store at ``store`` is replaced only when the whole ingest has succeeded.
+    The previous store at ``store`` is replaced only when the whole ingest has succeeded; its data-quality
+    rows are carried into the new store as ``data_quality_history`` (docs/data-quality.md).
     """
     if purpose not in PURPOSES:
         raise InputError(f"--purpose must be one of {', '.join(PURPOSES)}")
     extract_date = extract_date or date.today()
+    settings = load_settings(quality_settings)  # a bad settings file stops the run before any work
     sources, ignored = discover(source)
     log = RunLog("ingest", purpose, engine)
     log.add("ingest", "extract_date", "extract_date", detail=extract_date.isoformat())
@@ -136,10 +143,31 @@ def ingest(
     result = IngestResult(store, log.run_id, purpose, extract_date, ignored_files=ignored)
     step = progress or (lambda _message: None)
 
+    previous, no_history = previous_rows(store, engine)
     with building(store, engine, start_from_existing=False) as eng:
         _load_all(eng, sources, key, purpose, extract_date, log, result, step)
+        step("data quality")
+        write_quality(eng, log, settings, extract_date)
+        if previous is not None:
+            kept = keep_history(eng, previous, extract_date)
+            log.add("quality", HISTORY, "rows", kept)
+        else:
+            log.add("quality", HISTORY, "not_kept", detail=no_history)
         log.write(eng)
     return result
+
+
+def write_quality(eng: Engine, log: RunLog, settings: QualitySettings, extract_date: date) -> None:
+    """Check the loaded tables and write ``data_quality``; the run's own reconciliation stands in for run_log."""
+    started = time.perf_counter()
+    tables: dict[str, nw.LazyFrame | None] = {name: eng.table(name) for name in eng.tables()}
+    tables["run_log"] = eng.frame(log.arrow())
+    eng.write(QUALITY, assess(Inputs(tables, eng, extract_date), settings))
+    statuses = dict(eng.table(QUALITY).group_by("status").agg(nw.len()).collect().rows())
+    log.add("quality", QUALITY, "settings", detail=f"{settings.source} (version {settings.version})")
+    for status in ("fail", "warn", "pass"):
+        log.add("quality", QUALITY, status, statuses.get(status, 0))
+    log.add("quality", QUALITY, "seconds", time.perf_counter() - started)
 
 
 def _read_all(eng: Engine, sources: dict[str, SourceFile]) -> tuple[dict[str, nw.LazyFrame], dict[str, int]]:
