@@ -295,7 +295,9 @@ def volume_history(spec: CheckSpec, inputs: Inputs) -> Counts:
     )
     counted = (
         series.join(expected, on="_period", how="inner")
-        .with_columns(nw.col("_expected").round(0).cast(nw.Int64).alias("denominator"))
+        # The median of whole counts is whole or a half: twice it is exact, and (2m + 1) // 2 rounds halves up
+        # identically on every engine (their own rounding of x.5 differs).
+        .with_columns((((nw.col("_expected") * 2).cast(nw.Int64) + 1) // 2).alias("denominator"))
         .with_columns((nw.col("denominator") - nw.col("_n")).clip(lower_bound=0).alias("numerator"))
     )
     return _shaped(counted, spec.param("period", "month"))
