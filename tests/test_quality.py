@@ -236,3 +236,25 @@ def test_spark_gives_the_same_table(sources: tuple[Path, Path, date], stores: di
     ours = _rows(store, "spark").sort(["check_id", "level", "level_key"])
     duck = _rows(stores["duckdb"], "duckdb").sort(["check_id", "level", "level_key"])
     assert_frame_equal(ours, duck, check_exact=False, rel_tol=1e-12)
+
+
+def test_the_report_section_publishes_record_counts_under_the_disclosure_rule(stores: dict[str, Path]) -> None:
+    from openphm.analytics.disclosure import POLICIES
+    from openphm.engine import open_store
+    from openphm.report.build import quality_rows
+
+    eng = open_store(stores["duckdb"], "duckdb")
+    try:
+        rows, counts = quality_rows(eng, POLICIES["nhs"])
+    finally:
+        eng.close()
+    assert counts["fail"] == sum(r.status == "fail" for r in rows) and counts["pass"] > 100
+    assert [r.status for r in rows] == sorted((r.status for r in rows), key=["fail", "warn"].index)
+    months = next(r for r in rows if r.check_id == "ae_months_present")
+    assert months.numerator == 1  # a count of months, not of records: exact
+    for row in rows:
+        if row.check_id != "ae_months_present":
+            for n in (row.numerator, row.denominator):
+                assert n is None or (n % 5 == 0 and not 0 < n <= 7)
+    after = next(r for r in rows if r.check_id == "gp_event_after_death" and r.where == "all")
+    assert after.rate == pytest.approx(after.numerator / after.denominator)

@@ -376,3 +376,7 @@ CHECK_TYPES: dict[str, CheckType] = {
     "people_without_records": people_without_records,
 }
 """Every check type by the name the settings file uses."""
+
+COUNTS_PERIODS = frozenset({"periods_present"})
+"""Check types whose numerator and denominator count months or years, not records: nothing about anyone,
+so they are shown exactly where record counts pass through disclosure control."""
