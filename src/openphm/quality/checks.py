@@ -26,7 +26,6 @@ from openphm.content import content_path
 from openphm.contract.schema import ID_COLUMNS
 from openphm.engine import Engine, distinct
 from openphm.errors import InputError
-from openphm.pipeline.dates import day_number
 from openphm.quality.settings import CheckSpec
 
 
@@ -48,7 +47,9 @@ Counts = nw.LazyFrame | None
 CheckType = Callable[[CheckSpec, Inputs], Counts]
 
 _BAD = "_bad"
+_RECORDS = "_records"
 PRACTICE = "practice_code"
+MONTH = "_month"
 
 
 def _shaped(frame: nw.LazyFrame, level: str) -> nw.LazyFrame:
@@ -60,26 +61,39 @@ def _shaped(frame: nw.LazyFrame, level: str) -> nw.LazyFrame:
     )
 
 
-def by_levels(frame: nw.LazyFrame, bad: nw.Expr, spec: CheckSpec, inputs: Inputs) -> nw.LazyFrame:
-    """Records breaking the check (``bad``) over all records, for each level the settings ask for.
-
-    The practice of a record is its person's registered practice; the month is that of the check's date column.
-    """
-    if "practice" in spec.levels and PRACTICE not in frame.collect_schema().names():
+def keyed(frame: nw.LazyFrame, spec: CheckSpec, inputs: Inputs) -> nw.LazyFrame:
+    """``frame`` with what its levels group by: the person's practice, and the month of the check's date."""
+    names = frame.collect_schema().names()
+    if "practice" in spec.levels and PRACTICE not in names:
         person = inputs.table("person")
         assert person is not None  # a required table: ingest never writes a store without it
         frame = frame.join(person.select("person_id", PRACTICE), on="person_id", how="left")
-    frame = frame.with_columns(bad.fill_null(False).cast(nw.Int64).alias(_BAD))
+    if "month" in spec.levels and MONTH not in names:
+        frame = frame.with_columns(nw.col(spec.param("date")).dt.to_string("%Y-%m").alias(MONTH))
+    return frame
+
+
+def by_levels(
+    frame: nw.LazyFrame, bad: nw.Expr, spec: CheckSpec, inputs: Inputs, weight: str | None = None
+) -> nw.LazyFrame:
+    """Records breaking the check (``bad``) over all records, for each level the settings ask for.
+
+    The practice of a record is its person's registered practice; the month is that of the check's date column.
+    ``weight`` names a column of record counts when ``frame`` holds groups of records rather than records.
+    """
+    frame = keyed(frame, spec, inputs)
+    records = nw.col(weight).cast(nw.Int64) if weight else nw.lit(1, dtype=nw.Int64)
+    frame = frame.with_columns((bad.fill_null(False).cast(nw.Int64) * records).alias(_BAD), records.alias(_RECORDS))
     parts = []
     for level in spec.levels:
         if level == "all":
-            keyed = frame.with_columns(nw.lit("", dtype=nw.String).alias("level_key"))
-        elif level == "practice":
-            keyed = frame.filter(~nw.col(PRACTICE).is_null()).with_columns(nw.col(PRACTICE).alias("level_key"))
+            rows = frame.with_columns(nw.lit("", dtype=nw.String).alias("level_key"))
         else:
-            column = nw.col(spec.param("date"))
-            keyed = frame.filter(~column.is_null()).with_columns(column.dt.to_string("%Y-%m").alias("level_key"))
-        counted = keyed.group_by("level_key").agg(nw.col(_BAD).sum().alias("numerator"), nw.len().alias("denominator"))
+            column = PRACTICE if level == "practice" else MONTH
+            rows = frame.filter(~nw.col(column).is_null()).with_columns(nw.col(column).alias("level_key"))
+        counted = rows.group_by("level_key").agg(
+            nw.col(_BAD).sum().alias("numerator"), nw.col(_RECORDS).sum().alias("denominator")
+        )
         parts.append(_shaped(counted, level))
     return nw.concat(parts, how="vertical")
 
@@ -116,8 +130,12 @@ def code_in_system(spec: CheckSpec, inputs: Inputs) -> Counts:
     bad = ~code.str.contains(f"^(?:{system.pattern})$")
     if system.name in SCTID_SYSTEMS:
         bad = bad | ~code.str.contains(CONCEPT_PARTITION)
-    frame = frame.select(*_present(frame, _columns(spec))).filter(~code.is_null())
-    return by_levels(frame, bad, spec, inputs)
+    frame = keyed(frame.select(*_present(frame, _columns(spec))).filter(~code.is_null()), spec, inputs)
+    # The patterns run once per distinct code (and practice, month) rather than once per record: a few thousand
+    # codes stand for millions of records.
+    groups = _present(frame, [spec.column, PRACTICE, MONTH])
+    codes = frame.group_by(*groups).agg(nw.len().alias(_RECORDS))
+    return by_levels(codes, bad, spec, inputs, weight=_RECORDS)
 
 
 @cache
@@ -312,11 +330,13 @@ def after_death(spec: CheckSpec, inputs: Inputs) -> Counts:
     if frame is None or person is None:
         return None
     date_column = spec.param("date")
-    died = person.filter(~nw.col("date_of_death").is_null()).select("person_id", "date_of_death", PRACTICE)
-    frame = frame.select("person_id", date_column).join(died, on="person_id", how="inner")
     grace = int(spec.param("grace_days", 0))
-    bad = (day_number(date_column) - day_number("date_of_death")) > grace
-    return by_levels(frame, bad, spec, inputs)
+    # The last plausible day is worked out once per person who died, not once per record.
+    died = person.filter(~nw.col("date_of_death").is_null()).select(
+        "person_id", PRACTICE, nw.col("date_of_death").dt.offset_by(f"{grace}d").cast(nw.Date).alias("_last_day")
+    )
+    frame = frame.select("person_id", date_column).join(died, on="person_id", how="inner")
+    return by_levels(frame, nw.col(date_column) > nw.col("_last_day"), spec, inputs)
 
 
 def before_birth(spec: CheckSpec, inputs: Inputs) -> Counts:
