@@ -9,6 +9,7 @@ the plant's doing; the second ingest keeps the first extract's rows and reports 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from openphm.pipeline import registered_stages, run
 from openphm.quality import HISTORY, TABLE, load_settings
 from openphm.quality.history import changes, quality_view
 from openphm.synth import generate
-from tests.conftest import KEY, read_table, store_path
+from tests.conftest import ALICE, BOB, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 PEOPLE = 2_000
 MISSING_MONTH = "2023-06"
@@ -258,3 +259,29 @@ def test_the_report_section_publishes_record_counts_under_the_disclosure_rule(st
                 assert n is None or (n % 5 == 0 and not 0 < n <= 7)
     after = next(r for r in rows if r.check_id == "gp_event_after_death" and r.where == "all")
     assert after.rate == pytest.approx(after.numerator / after.denominator)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_conformance_and_date_checks_on_hand_made_rows(
+    source: Callable[[dict[str, list[dict[str, object]]]], Path], tmp_path: Path, engine: str
+) -> None:
+    """A SNOMED CT description id (partition 01) passes the contract's digits-only pattern but is no concept;
+    an event before the month of birth and one 61 days after death are implausible, one 60 days after is not."""
+    events = [
+        {"nhs_number": ALICE, "event_date": "2020-01-01", "snomed_code": "22298006", "value": None, "unit": None},
+        {"nhs_number": ALICE, "event_date": "2020-01-02", "snomed_code": "37436014", "value": None, "unit": None},
+        {"nhs_number": ALICE, "event_date": "1950-05-01", "snomed_code": "22298006", "value": None, "unit": None},
+        {"nhs_number": BOB, "event_date": "2024-03-01", "snomed_code": "22298006", "value": None, "unit": None},
+        {"nhs_number": BOB, "event_date": "2024-03-02", "snomed_code": "22298006", "value": None, "unit": None},
+        {"nhs_number": BOB, "event_date": "2023-12-01", "snomed_code": "22298006", "value": None, "unit": None},
+    ]
+    folder = source({"person": [person(ALICE), person(BOB, date_of_death="2024-01-01")], "gp_event": events})
+    store = store_path(tmp_path, engine)
+    ingest(folder, store, key=KEY, engine=engine, extract_date=EXTRACT)
+    rows = _rows(store, engine)
+    concept = _one(rows, "gp_event_snomed_concept")
+    assert (concept["numerator"], concept["denominator"], concept["status"]) == (1, 6, "fail")
+    assert _one(rows, "gp_event_before_birth")["numerator"] == 1  # 1950-05-01, born June 1950
+    after = _one(rows, "gp_event_after_death")  # 2024-03-01 is 60 days after 2024-01-01; 03-02 is 61
+    assert (after["numerator"], after["denominator"]) == (1, 3)
+    assert _one(rows, "person_ethnicity_missing")["numerator"] == 0
