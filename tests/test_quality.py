@@ -162,6 +162,8 @@ def test_a_later_extract_shows_what_changed(stores: dict[str, Path], engine: str
         zip(new["check_id"], new["level"], new["level_key"], strict=True)
     )
     assert view.rows["status"][0] == "fail"  # failures first
+    itself = quality_view(stores[engine], engine, compare=stores[engine])  # --compare OLD_STORE
+    assert itself.compared_with == f"store {stores[engine]}" and itself.changes.is_empty()
 
 
 def test_phm_quality_prints_failures_first_and_the_changes(

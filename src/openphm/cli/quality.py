@@ -9,8 +9,8 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from openphm import api
 from openphm.cli.common import Engine, Store, app, console, reporting
-from openphm.quality.history import QualityView, quality_view
 
 _STYLE = {"fail": "red", "warn": "yellow", "pass": "green"}
 
@@ -23,7 +23,7 @@ def _where(level: str, key: str) -> str:
     return "all" if level == "all" else f"{level} {key}"
 
 
-def _print_rows(view: QualityView, everything: bool, limit: int) -> None:
+def _print_rows(view: api.QualityView, everything: bool, limit: int) -> None:
     rows = view.rows if everything else view.rows.filter(pl.col("status") != "pass")
     counts = dict(view.rows.group_by("status").len().iter_rows())
     console.print(
@@ -52,7 +52,7 @@ def _print_rows(view: QualityView, everything: bool, limit: int) -> None:
     console.print("What each check means: docs/data-quality.md, or the description column of the table.")
 
 
-def _print_changes(view: QualityView, limit: int) -> None:
+def _print_changes(view: api.QualityView, limit: int) -> None:
     if view.compared_with is None:
         console.print("No earlier extract to compare with (the next ingest of this store will show changes).")
         return
@@ -90,6 +90,6 @@ def quality(
 ) -> None:
     """Show the data-quality checks of a store, failures first, and what changed since the previous extract."""
     with reporting():
-        view = quality_view(store, engine, compare)
+        view = api.quality(store, engine, compare)
     _print_rows(view, all_rows, limit)
     _print_changes(view, limit)
