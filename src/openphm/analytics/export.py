@@ -1,5 +1,8 @@
 """Exports of the aggregate tables as CSV, Parquet or one Excel workbook, always through `published_tables`.
 
+CSV and xlsx go through `openphm.outputs.safe`, so an area name that looks like a formula is text in a
+spreadsheet (docs/security.md).
+
 Unprotected output (policy `none`) is refused unless the purpose is direct care - declared for the export and
 the purpose the store was ingested under - or the user passes an explicit override. Every export, protected or
 not, is recorded in `export_log.json` in the output folder and as one line of `<store>.export-log.jsonl` beside
@@ -14,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from openphm import __version__
@@ -22,6 +24,7 @@ from openphm.analytics.disclosure import POLICIES
 from openphm.analytics.published import PolicyError, published_tables
 from openphm.engine import open_store
 from openphm.errors import OpenPHMError
+from openphm.outputs.safe import write_csv, write_sheet
 from openphm.pipeline.runlog import last_purpose
 
 FORMATS = ("csv", "parquet", "xlsx")
@@ -101,7 +104,7 @@ def export(
         for name, table in tables.items():
             path = out / f"{name}.{fmt}"
             if fmt == "csv":
-                pacsv.write_csv(table, path)
+                write_csv(table, path)  # formula-like names neutralised; Parquet stays raw data
             else:
                 pq.write_table(table, path)
             result.files.append(path)
@@ -114,10 +117,7 @@ def _workbook(tables: dict[str, pa.Table], path: Path) -> Path:
 
     book = Workbook(write_only=True)
     for name, table in tables.items():
-        sheet = book.create_sheet(title=name[:31])
-        sheet.append(table.column_names)
-        for row in table.to_pylist():
-            sheet.append(list(row.values()))
+        write_sheet(book, name[:31], table)  # text as string cells, never formulas
     book.save(path)
     return path
 
