@@ -12,6 +12,7 @@ from rich.table import Table
 from openphm import __version__, api
 from openphm.cli.common import Engine, Store, app, console, errors, key_app, parse_date, reporting
 from openphm.ingest.load import IngestResult
+from openphm.ingest.pseudonymise import shared_key_file
 from openphm.pipeline import PEOPLE_PER_SLICE
 
 
@@ -44,10 +45,25 @@ def ingest(
     purpose: Annotated[str, typer.Option(help="planning (opt-outs removed) or direct-care.")] = "planning",
     engine: Engine = "duckdb",
     extract_date: Annotated[str | None, typer.Option(help="Dates after this are quarantined (default today).")] = None,
+    allow_shared_key_file: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shared-key-file",
+            help="Use a key file that other users may read (refused otherwise). Warned and recorded in run_log.",
+        ),
+    ] = False,
 ) -> None:
     """Validate, pseudonymise and load a source folder into a new store (replaced only on success)."""
     with reporting() as progress:
-        key = api.load_key(key_file)
+        key = api.load_key(key_file, allow_shared=allow_shared_key_file)
+        shared = key_file is not None and shared_key_file(key_file)
+        if shared:
+            errors.print(
+                f"[yellow]warning:[/yellow] {key_file}: other users may read the key file (allowed; recorded in "
+                "run_log)",
+                highlight=False,
+                soft_wrap=True,
+            )
         result = api.ingest(
             source,
             store,
@@ -56,6 +72,7 @@ def ingest(
             engine=engine,
             extract_date=parse_date(extract_date) if extract_date else None,
             progress=progress,
+            shared_key_file=shared,
         )
     _print_reconciliation(result)
     console.print(f"Store written: {result.store}")

@@ -120,10 +120,12 @@ def ingest(
     engine: str = "duckdb",
     extract_date: date | None = None,
     progress: Progress | None = None,
+    shared_key_file: bool = False,
 ) -> IngestResult:
     """Validate, pseudonymise and load ``source`` into a new store at ``store``.
 
     The previous store at ``store`` is replaced only when the whole ingest has succeeded.
+    ``shared_key_file``: the key came from a file other users may read, allowed by the user; it is logged.
     """
     if purpose not in PURPOSES:
         raise InputError(f"--purpose must be one of {', '.join(PURPOSES)}")
@@ -133,6 +135,8 @@ def ingest(
     log.add("ingest", "extract_date", "extract_date", detail=extract_date.isoformat())
     for name in ignored:
         log.add("ingest", name, "ignored_file")
+    if shared_key_file:
+        log.add("ingest", "key_file", "shared_key_file_allowed", detail="other users may read the key file")
     result = IngestResult(store, log.run_id, purpose, extract_date, ignored_files=ignored)
     step = progress or (lambda _message: None)
 
