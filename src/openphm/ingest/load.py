@@ -153,13 +153,25 @@ def _read_all(eng: Engine, sources: dict[str, SourceFile]) -> tuple[dict[str, nw
     for name, src in sources.items():
         try:
             raw[name] = read(eng, src)
-            rows[name] = count(raw[name])
+            rows[name] = _parsed_rows(raw[name])
         except Exception as exc:  # each engine has its own parse errors; none may reach the user raw
             raise InputError(
                 f"{src.path}: cannot be read as {src.format.upper()} ({type(exc).__name__}: check the "
                 "encoding is UTF-8 and every row has the header's number of fields)"
             ) from None
     return raw, rows
+
+
+def _parsed_rows(frame: nw.LazyFrame) -> int:
+    """The rows of a source file, every field parsed on the way.
+
+    A bare row count is not enough: Polars counts lines without splitting them, so a row with more fields
+    than the header would pass here and stop the ingest later with the engine's own error. Counting each
+    column's nulls in the same pass makes every engine parse every field now.
+    """
+    names = frame.collect_schema().names()
+    nulls = [nw.col(c).null_count().alias(f"_nulls_{i}") for i, c in enumerate(names)]
+    return int(frame.select(nw.len().alias("_rows"), *nulls).collect()["_rows"].item())
 
 
 def _load_all(
