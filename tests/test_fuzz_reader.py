@@ -129,7 +129,8 @@ def _value(draw: st.DrawFn, table: str, column: str, ids: list[str], episodes: l
     if column == "nhs_number":
         return draw(st.sampled_from(ids))
     if column == "person_id":
-        return draw(st.sampled_from(["abc", "P1", "P2", VALID[0], f"{VALID[1][:3]} {VALID[1][3:6]} {VALID[1][6:]}"]))
+        number = draw(st.sampled_from(VALID))
+        return draw(st.sampled_from(["abc", "P1", number, f"{number[:3]} {number[3:6]} {number[6:]}", f"{number}.0"]))
     if column == "episode_id":
         return draw(st.sampled_from(episodes))
     kind = TABLES[table].column(column).type
@@ -376,3 +377,30 @@ def test_every_row_is_counted_or_the_file_refused(engine: str, body: str, rows: 
         else:
             assert result.exit_code == 0, result.output
             _reconciled(folder, store, engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_nhs_number_supplied_as_person_id_is_never_stored(engine: str) -> None:
+    number = VALID[3]
+    forms = [
+        number,
+        f"{number[:3]} {number[3:6]} {number[6:]}",
+        f"{number[:3]}-{number[3:6]}-{number[6:]}",
+        f"{number}.0",
+    ]
+    body = "person_id,date_of_birth,sex\n" + "".join(f"{form},1950-01-01,F\n" for form in forms) + "P1,1950-01-01,M\n"
+    with tempfile.TemporaryDirectory(prefix="phm-crafted-") as tmp:
+        source = Path(tmp) / "source"
+        source.mkdir()
+        (source / "person.csv").write_text(body, encoding="utf-8")
+        store = store_path(Path(tmp), engine)
+        result = CliRunner().invoke(
+            app,
+            ["ingest", str(source), "--store", str(store), "--engine", engine, "--extract-date", EXTRACT],
+            env={"OPENPHM_KEY": KEY.decode()},
+        )
+        assert result.exit_code == 0, result.output
+        assert read_table(store, "person", engine)["person_id"].to_list() == ["P1"]
+        quarantine = read_table(store, "quarantine", engine)
+        assert sorted(quarantine["row"]) == [1, 2, 3, 4]
+        assert set(quarantine["reason"]) == {"person_id_is_nhs_number"}
