@@ -61,7 +61,7 @@ ENCODINGS = ("utf-8", "utf-8", "utf-8", "utf-8-sig", "latin-1", "utf-16", "cp125
 FIND = (Phase.explicit, Phase.reuse, Phase.generate)
 """No shrinking: a failing folder is reported as generated (its kinds are in the message); shrinking a
 whole folder can take many minutes."""
-CI_EXAMPLES = {"duckdb": 100, "polars": 60, "spark": 8}
+CI_EXAMPLES = {"duckdb": 60, "polars": 40, "spark": 5}
 
 
 @dataclass

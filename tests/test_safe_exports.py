@@ -142,3 +142,16 @@ def test_negative_numbers_stay_numbers_and_only_text_is_touched() -> None:
     echoed = pa.table({"sbp": ["-2", "+1.5", "1E3", "-2+3", "=1"]})
     kept = neutralise_table(echoed, keep_numbers=True).column("sbp").to_pylist()
     assert kept == ["-2", "+1.5", "1E3", "'-2+3", "'=1"]
+
+
+def test_the_score_calculator_writes_formula_like_ids_as_text(tmp_path: Path) -> None:
+    from openphm.risk.scoring import score_file
+
+    source = tmp_path / "codes.csv"
+    source.write_text('id,code\n"=HYPERLINK(""http://x.invalid"")",I500\n@id,E119\nplain,I10\n', encoding="utf-8")
+    out = tmp_path / "scores.csv"
+    assert score_file("charlson", source, out) == 3
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["id"] for r in rows) == ['\'=HYPERLINK("http://x.invalid")', "'@id", "plain"]
+    assert all(not v.startswith(("=", "@", "+")) for r in rows for v in r.values())

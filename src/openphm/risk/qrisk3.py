@@ -354,7 +354,7 @@ def score_csv(source: Path, out: Path) -> BatchResult:
     result = pl.concat([raw, extra], how="horizontal")
     try:
         # The user's own values echoed as text: numbers stay numbers, formula-like text is neutralised.
-        pl.from_arrow(neutralise_table(result.to_arrow(), keep_numbers=True)).write_csv(out)
+        pl.DataFrame(neutralise_table(result.to_arrow(), keep_numbers=True)).write_csv(out)
         sidecar = disclaimer_path(out)
         sidecar.write_text(disclaimer() + "\n", encoding="utf-8")
     except OSError:

@@ -66,5 +66,5 @@ def score_file(index: str, source: Path, out: Path, weights: str | None = None) 
     except (pl.exceptions.PolarsError, nw.exceptions.NarwhalsError):
         raise InputError(f"{source}: cannot be read as CSV (is age a number?)") from None
     # ids that look like formulas are text in a spreadsheet
-    pl.from_arrow(neutralise_table(result.to_arrow())).write_csv(out)
+    pl.DataFrame(neutralise_table(result.to_arrow())).write_csv(out)
     return result.height
