@@ -1,5 +1,8 @@
 """Exports of the aggregate tables as CSV, Parquet or one Excel workbook, always through `published_tables`.
 
+CSV and xlsx go through `openphm.outputs.safe`, so an area name that looks like a formula is text in a
+spreadsheet (docs/security.md).
+
 Unprotected output (policy `none`) is refused unless the purpose is direct care - declared for the export and
 the purpose the store was ingested under - or the user passes an explicit override. An export's purpose
 (planning unless declared) must be covered by the opt-outs the store's ingest applied: aggregates for planning
@@ -20,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from openphm import __version__
@@ -30,6 +32,7 @@ from openphm.engine import open_store
 from openphm.engine.store import process_alive
 from openphm.errors import OpenPHMError
 from openphm.ingest.policy import StoreGovernance, check_output_purpose, store_governance
+from openphm.outputs.safe import write_csv, write_sheet
 from openphm.pipeline.runlog import last_purpose
 
 FORMATS = ("csv", "parquet", "xlsx")
@@ -139,7 +142,7 @@ def export(
             for name, table in tables.items():
                 path = staging / f"{name}.{fmt}"
                 if fmt == "csv":
-                    pacsv.write_csv(table, path)
+                    write_csv(table, path)  # formula-like names neutralised; Parquet stays raw data
                 else:
                     pq.write_table(table, path)
                 written.append(path)
@@ -166,10 +169,7 @@ def _workbook(tables: dict[str, pa.Table], path: Path) -> Path:
 
     book = Workbook(write_only=True)
     for name, table in tables.items():
-        sheet = book.create_sheet(title=name[:31])
-        sheet.append(table.column_names)
-        for row in table.to_pylist():
-            sheet.append(list(row.values()))
+        write_sheet(book, name[:31], table)  # text as string cells, never formulas
     book.save(path)
     return path
 

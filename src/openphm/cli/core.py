@@ -23,6 +23,7 @@ from openphm.cli.common import (
 )
 from openphm.ingest.load import CLEARED_MAX_AGE_DAYS, IngestResult
 from openphm.ingest.policy import LABELS
+from openphm.ingest.pseudonymise import shared_key_file
 from openphm.pipeline import PEOPLE_PER_SLICE
 
 
@@ -78,10 +79,25 @@ def ingest(
         typer.Option(min=0, help="Outputs warn when the national check (opt_out_cleared) is older than this."),
     ] = CLEARED_MAX_AGE_DAYS,
     quality_settings: QualitySettingsFile = None,
+    allow_shared_key_file: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shared-key-file",
+            help="Use a key file that other users may read (refused otherwise). Warned and recorded in run_log.",
+        ),
+    ] = False,
 ) -> None:
     """Validate, pseudonymise and load a source folder into a new store (replaced only on success)."""
     with reporting() as progress:
-        key = api.load_key(key_file)
+        key = api.load_key(key_file, allow_shared=allow_shared_key_file)
+        shared = key_file is not None and shared_key_file(key_file)
+        if shared:
+            errors.print(
+                f"[yellow]warning:[/yellow] {key_file}: other users may read the key file (allowed; recorded in "
+                "run_log)",
+                highlight=False,
+                soft_wrap=True,
+            )
         result = api.ingest(
             source,
             store,
@@ -93,6 +109,7 @@ def ingest(
             policy=policy,
             cleared_max_age_days=cleared_max_age_days,
             quality_settings=quality_settings,
+            shared_key_file=shared,
         )
     _print_reconciliation(result)
     console.print("Data quality: see 'phm quality --store ...' (failures first).")

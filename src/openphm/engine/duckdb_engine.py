@@ -74,9 +74,13 @@ class DuckDBEngine(Engine):
         # row_number() over an unordered window follows the scan, which keeps file order while
         # preserve_insertion_order is on: switched on here, for the connection that reads CSV (ingest).
         self.con.execute("SET preserve_insertion_order = true")
+        # The dialect is the contract's (RFC 4180: comma, double quotes doubled, the header on line 1), not
+        # sniffed: a sniffer takes a ragged row as a reason to skip lines or to read one column, and takes
+        # '#' as a comment marker, silently dropping rows that start with Excel's '#N/A'.
         return self._relation(
             f"SELECT CAST(row_number() OVER () AS BIGINT) AS {ROW}, * FROM read_csv({_literal(str(path))}, "
-            "header = true, all_varchar = true, auto_detect = true)"
+            "header = true, all_varchar = true, auto_detect = true, delim = ',', quote = '\"', escape = '\"', "
+            "comment = '', skip = 0)"
         )
 
     def read_parquet(self, path: Path) -> nw.LazyFrame:

@@ -135,6 +135,7 @@ def ingest(
     policy: Path | None = None,
     cleared_max_age_days: int = CLEARED_MAX_AGE_DAYS,
     quality_settings: Path | None = None,
+    shared_key_file: bool = False,
 ) -> IngestResult:
     """Validate, pseudonymise and load ``source`` into a new store at ``store``, with its ``data_quality``.
 
@@ -143,6 +144,7 @@ def ingest(
     output states both. The previous store at ``store`` is replaced only when the whole ingest has
     succeeded; its data-quality rows are carried into the new store as ``data_quality_history``
     (docs/data-quality.md).
+    ``shared_key_file``: the key came from a file other users may read, allowed by the user; it is logged.
     """
     rules = load_policy(policy)
     rule = rules.purpose(purpose)
@@ -154,6 +156,8 @@ def ingest(
     _log_policy(log, rules, rule, cleared_max_age_days)
     for name in ignored:
         log.add("ingest", name, "ignored_file")
+    if shared_key_file:
+        log.add("ingest", "key_file", "shared_key_file_allowed", detail="other users may read the key file")
     result = IngestResult(store, log.run_id, purpose, extract_date, ignored_files=ignored, policy_version=rules.version)
     step = progress or (lambda _message: None)
 
@@ -200,13 +204,25 @@ def _read_all(eng: Engine, sources: dict[str, SourceFile]) -> tuple[dict[str, nw
     for name, src in sources.items():
         try:
             raw[name] = read(eng, src)
-            rows[name] = count(raw[name])
+            rows[name] = _parsed_rows(raw[name])
         except Exception as exc:  # each engine has its own parse errors; none may reach the user raw
             raise InputError(
                 f"{src.path}: cannot be read as {src.format.upper()} ({type(exc).__name__}: check the "
                 "encoding is UTF-8 and every row has the header's number of fields)"
             ) from None
     return raw, rows
+
+
+def _parsed_rows(frame: nw.LazyFrame) -> int:
+    """The rows of a source file, every field parsed on the way.
+
+    A bare row count is not enough: Polars counts lines without splitting them, so a row with more fields
+    than the header would pass here and stop the ingest later with the engine's own error. Counting each
+    column's nulls in the same pass makes every engine parse every field now.
+    """
+    names = frame.collect_schema().names()
+    nulls = [nw.col(c).null_count().alias(f"_nulls_{i}") for i, c in enumerate(names)]
+    return int(frame.select(nw.len().alias("_rows"), *nulls).collect()["_rows"].item())
 
 
 def _load_all(

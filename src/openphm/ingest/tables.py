@@ -83,10 +83,16 @@ def identify(
             "person_id",
             "person_id_is_nhs_number",
             "person_id is a valid NHS number: supply it as nhs_number so that it is pseudonymised",
-            nhs_number_valid(raw),
+            nhs_number_valid(_as_nhs_number(raw)),
         ),
     ]
     return frame, checks
+
+
+def _as_nhs_number(text: nw.Expr) -> nw.Expr:
+    """The value as an NHS number would be written bare: spaces and hyphens removed (943 476 5919,
+    943-476-5919) and a spreadsheet's trailing ``.0`` dropped, so no such form is stored in clear."""
+    return text.str.replace_all(r"[ \-]", "").str.replace_all(r"\.0+$", "")
 
 
 def mark_removed(
