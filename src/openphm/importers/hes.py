@@ -198,6 +198,9 @@ def _codes_long(
     The code is matched on its first four characters once dots, dagger/asterisk marks and spaces are gone
     (a fifth character, a ``D``/``A`` suffix or an ``X`` filler is then harmless); the raw text is kept.
     """
+    if not slots:
+        columns = (key, "slot", "raw", "bare", "code", "status")
+        return pl.LazyFrame(schema={**dict.fromkeys(columns, pl.String), "position": pl.Int64})
     drop = sorted(set().union(*(marks.get(k, frozenset()) for k in placeholder_kinds)))
     long = (
         frame.select(key, *slots)
@@ -263,6 +266,7 @@ def _import_apc(
     recon.add("dropped", where, "episode not finished (EPISTAT is not 3)", unfinished, "EPISTAT")
     finished = frame.filter(status == "3")
     cleaned = {"GPPRAC": "practice", "LSOA11": "lsoa", "LSOA01": "lsoa", "ADMIDATE": "date", "DISDATE": "date"}
+    cleaned |= {"MYDOB": "mydob"}
     _count_placeholders(finished, {c: k for c, k in cleaned.items() if c in columns}, where, marks, recon)
 
     disdate = _date("DISDATE", marks) if "DISDATE" in columns else pl.lit(None, pl.String)
@@ -310,7 +314,7 @@ def _import_apc(
         recon.add("written", table, "rows written", kept.height)
 
     people = _person_fields(finished, columns, "ADMIDATE", marks)
-    mydob = pl.col("MYDOB").str.strip_chars() if "MYDOB" in columns else pl.lit(None, pl.String)
+    mydob = _clean("MYDOB", "mydob", marks) if "MYDOB" in columns else pl.lit(None, pl.String)
     birth = pl.concat_str(mydob.str.slice(2, 4), pl.lit("-"), mydob.str.slice(0, 2), pl.lit("-01")).str.to_date(
         strict=False
     )
@@ -418,7 +422,7 @@ def _import_op(
     appointments.write_csv(out / "op_appointment.csv")
     recon.add("written", "op_appointment", "rows written", appointments.height)
     slots = _slot_columns(columns, (r"DIAG_\d{2}", r"DIAG_4_\d{2}"))
-    long = _codes_long(frame, "ATTENDKEY", slots, ("diagnosis", "diagnosis_op"), marks, ICD10_FOUR, True).collect()
+    long = _codes_long(frame, "ATTENDKEY", slots, ("diagnosis",), marks, ICD10_FOUR, True).collect()
     _report_codes(long, where, "ICD-10", recon)
     procedures = _slot_columns(columns, (r"OPERTN_\d{2}", r"OPERTN_4_\d{2}"))
     coded = _codes_long(frame, "ATTENDKEY", procedures, ("procedure",), marks, OPCS4_FOUR, False).collect()
@@ -431,7 +435,8 @@ def _import_op(
             kept.filter(pl.col("status") == "kept").height,
             system,
         )
-    people = _with_age_dob(frame, columns, "APPTDATE", "APPTAGE", marks)
+    kept = staged.filter(pl.col("_attended").is_in(["true", "false"]))
+    people = _with_age_dob(kept, columns, "APPTDATE", "APPTAGE", marks)
     return people, read
 
 
