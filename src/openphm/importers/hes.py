@@ -14,6 +14,7 @@ store's engine, so the engine abstraction of the stages does not apply.
 from __future__ import annotations
 
 import csv
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ ICD10_FOUR = r"^[A-Z][0-9]{2}[0-9X]$"
 OPCS4_FOUR = r"^[A-Z][0-9]{3}$"
 SNOMED_ID = r"^[0-9]{6,18}$"
 LSOA_2011 = r"^[EW]01[0-9]{6}$"
+
+USED_COLUMNS = (
+    r"PSEUDO_HESID|EPIKEY|AEKEY|ATTENDKEY|ADMIDATE|DISDATE|ADMIMETH|EPISTAT|PROCODE3|SUSSPELLID|MYDOB|SEX|ETHNOS"
+    r"|LSOA11|LSOA01|GPPRAC|DISMETH|ARRIVALDATE|ARRIVALAGE|APPTDATE|APPTAGE|ATTENDED|FIRSTATT|TRETSPEF"
+    r"|DIAG2_\d{2}|DIAG_\d{2}|DIAG_4_\d{2}|OPERTN_\d{2}|OPERTN_4_\d{2}"
+)
+"""The HES columns the importer maps; the rest (about 150 of APC's 193) are never parsed."""
 
 REQUIRED = {
     "apc": ("PSEUDO_HESID", "EPIKEY", "ADMIDATE", "ADMIMETH", "EPISTAT"),
@@ -117,7 +125,14 @@ def _read(path: Path, kind: str, required: tuple[str, ...]) -> tuple[pl.LazyFram
     if missing:
         raise InputError(f"{kind} file {path.name} lacks the required column {missing[0]}")
     frame = pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy").rename(dict(zip(header, columns, strict=True)))
-    return frame, columns
+    if kind == "ECDS":
+        return frame, columns
+    # Parse the file once, keeping only the columns mapped below: every count and table then reads memory.
+    columns = [c for c in columns if re.fullmatch(USED_COLUMNS, c)]
+    try:
+        return frame.select(columns).collect().lazy(), columns
+    except pl.exceptions.PolarsError:
+        raise InputError(f"{kind} file {path.name} is not a readable CSV file (a row has the wrong shape)") from None
 
 
 def _clean(name: str, kind: str, marks: dict[str, frozenset[str]]) -> pl.Expr:
@@ -175,8 +190,6 @@ def _dob_from_age(date_column: str, age: pl.Expr) -> pl.Expr:
 
 def _slot_columns(columns: list[str], patterns: tuple[str, ...]) -> list[str]:
     """The numbered slot columns of the first pattern present (full codes before the 4-character ones)."""
-    import re
-
     for pattern in patterns:
         found = [c for c in columns if re.fullmatch(pattern, c)]
         if found:
