@@ -67,8 +67,8 @@ class Reconciliation:
     rows: list[tuple[str, str, str, str, str, int]] = field(default_factory=list)
 
     def add(self, stage: str, where: str, reason: str, count: int, code_system: str = "", code: str = "") -> None:
-        """Record one count (zero counts of clean-ups are skipped: they say nothing)."""
-        if count or stage in ("read", "written"):
+        """Record one count (zero counts of clean-ups are skipped: they say nothing; zero notes are kept)."""
+        if count or stage in ("read", "written", "note"):
             self.rows.append((stage, where, reason, code_system, code, int(count)))
 
     def add_codes(self, stage: str, where: str, reason: str, code_system: str, codes: pl.DataFrame) -> None:
