@@ -226,7 +226,10 @@ TABLES: dict[str, Table] = {
                     "admission_method",
                     "str",
                     codes=_ADMISSION_METHODS,
-                    description="HES code: 11-13 elective, 21-2D emergency, 31-32 maternity, 81-83 other",
+                    description=(
+                        "HES code: 11-13 elective, 21-25, 28, 2A, 2B, 2D emergency (2C, a baby born at home as"
+                        " intended, is not counted as one), 31-32 maternity, 81-83 other"
+                    ),
                 ),
                 Column("provider_code", "str", nullable=True),
                 _cost(),
