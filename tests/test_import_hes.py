@@ -109,7 +109,7 @@ def _write(path: Path, rows: list[dict[str, str]]) -> Path:
 def _episode(key: str, person: str, **extra: str) -> dict[str, str]:
     row = {"PSEUDO_HESID": person, "EPIKEY": key, "ADMIDATE": "2020-05-01", "DISDATE": "2020-05-03"}
     row |= {"ADMIMETH": "21", "EPISTAT": "3", "MYDOB": "071950", "SEX": "2", "ETHNOS": "A", "DISMETH": "1"}
-    row |= {"DIAG_01": "", "DIAG_02": "", "OPERTN_4_01": "-", "SUSSPELLID": "S1"}
+    row |= {"DIAG_01": "", "DIAG_02": "", "OPERTN_4_01": "-", "SUSSPELLID": "S1", "LSOA11": "E01000001"}
     return row | extra
 
 
@@ -120,7 +120,16 @@ def test_hand_made_traps(tmp_path: Path) -> None:
             _episode("1", "P1", DIAG_01="I10X", DIAG_02="E11.9\u2020", OPERTN_4_01="X999"),
             _episode("2", "P1", DIAG_01="A15.0D", DIAG_02="J45", ETHNOS="4", DISMETH="4", DISDATE="2020-05-09"),
             _episode("3", "P2", DIAG_01="M0690*", EPISTAT="1", MYDOB="132001"),
-            _episode("4", "P3", DIAG_01="R69X", ADMIDATE="1801-01-01", MYDOB="", ETHNOS="0", SUSSPELLID=""),
+            _episode(
+                "4",
+                "P3",
+                DIAG_01="R69X",
+                ADMIDATE="1801-01-01",
+                MYDOB="",
+                ETHNOS="0",
+                SUSSPELLID="",
+                LSOA11="S01006506",
+            ),
         ],
     )
     op = _write(
@@ -150,7 +159,11 @@ def test_hand_made_traps(tmp_path: Path) -> None:
     assert people["P3"]["ethnicity"] is None  # 1995-2000 "White" cannot be split into A, B, C
     assert people["P9"]["date_of_birth"] == "1980-09-01"  # 40 on 2021-03-10: born 1980-03-11..1981-03-10
     assert "P2" not in people  # only an unfinished episode
+    assert people["P3"]["lsoa_code"] is None  # a Scottish data zone is not an England/Wales LSOA
+    assert people["P1"]["lsoa_code"] == "E01000001"
     rows = _recon(out)
+    assert any(r["code"] == "S01" and r["stage"] == "unmapped" for r in rows)
+    assert "S01006506" not in (out / "import_reconciliation.csv").read_text()
     assert _count(rows, "note", apc.name, "episodes with a SUSSPELLID") == 2
     assert _count(rows, "note", apc.name, "distinct SUSSPELLID") == 1
     assert _count(rows, "note", "person", "whose birth date came from their APC record") == 1

@@ -15,8 +15,6 @@ import_app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 
-File = Annotated[Path | None, typer.Option(dir_okay=False)]
-
 
 @import_app.command("hes")
 def import_hes(

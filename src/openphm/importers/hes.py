@@ -561,12 +561,13 @@ def _write_people(sources: list[pl.LazyFrame], died: pl.LazyFrame | None, out: P
         other.group_by(pl.col("ethnos").alias("code")).len("n"),
     )
     lsoa_bad = people.filter(pl.col("lsoa_code").is_not_null() & ~pl.col("lsoa_code").str.contains(LSOA_2011))
+    # Only the code's first three characters: a small area with a count of one would point at a person.
     recon.add_codes(
         "unmapped",
         "person",
-        "not an England/Wales 2011 LSOA: left blank",
+        "not an England/Wales 2011 LSOA: left blank (code shown to 3 characters)",
         "LSOA",
-        lsoa_bad.group_by(pl.col("lsoa_code").alias("code")).len("n"),
+        lsoa_bad.group_by(pl.col("lsoa_code").str.slice(0, 3).alias("code")).len("n"),
     )
     people = people.with_columns(
         pl.when(pl.col("lsoa_code").str.contains(LSOA_2011)).then(pl.col("lsoa_code")).alias("lsoa_code")
