@@ -136,7 +136,7 @@ def test_hand_made_traps(tmp_path: Path) -> None:
         tmp_path / "op.csv",
         [
             {"PSEUDO_HESID": "P1", "ATTENDKEY": "9", "APPTDATE": "2021-03-10", "ATTENDED": "5", "APPTAGE": "70.0"},
-            {"PSEUDO_HESID": "P9", "ATTENDKEY": "8", "APPTDATE": "2021-03-10", "ATTENDED": "3", "APPTAGE": "40.0"},
+            {"PSEUDO_HESID": "P9", "ATTENDKEY": "8", "APPTDATE": "10/03/2021", "ATTENDED": "3", "APPTAGE": "40.0"},
         ],
     )
     out = tmp_path / "out"
@@ -169,6 +169,7 @@ def test_hand_made_traps(tmp_path: Path) -> None:
     assert _count(rows, "note", "person", "whose birth date came from their APC record") == 1
     op_rows = pl.read_csv(out / "op_appointment.csv", infer_schema=False)
     assert dict(zip(op_rows["appointment_id"], op_rows["attended"], strict=True)) == {"9": "true", "8": "false"}
+    assert set(op_rows["appointment_date"]) == {"2021-03-10"}  # DD/MM/YYYY read as a date
 
 
 def test_ecds_snomed_diagnosis_and_acuity(tmp_path: Path) -> None:

@@ -164,7 +164,19 @@ def _count_placeholders(
 
 
 def _date(name: str, marks: dict[str, frozenset[str]]) -> pl.Expr:
-    return _clean(name, "date", marks)
+    """A date as YYYY-MM-DD text: HES writes that, but SUS+ and local extracts also give DD/MM/YYYY or a
+    timestamp; placeholders (in either shape) become null, and anything else is left for ingest to judge."""
+    value = _clean(name, "date", marks)
+    iso = (
+        pl.when(value.str.contains(r"^\d{2}/\d{2}/\d{4}$"))
+        .then(
+            pl.concat_str(value.str.slice(6, 4), pl.lit("-"), value.str.slice(3, 2), pl.lit("-"), value.str.slice(0, 2))
+        )
+        .when(value.str.contains(r"^\d{4}-\d{2}-\d{2}[ T]"))
+        .then(value.str.slice(0, 10))
+        .otherwise(value)
+    )
+    return pl.when(iso.is_in(list(marks["date"]))).then(None).otherwise(iso).alias(name)
 
 
 def _sex(name: str) -> pl.Expr:
@@ -178,14 +190,14 @@ def _age_years(name: str) -> pl.Expr:
     return pl.when(age.is_between(7001, 7007)).then(0).when(age.is_between(0, 120)).then(age.floor()).cast(pl.Int64)
 
 
-def _dob_from_age(date_column: str, age: pl.Expr) -> pl.Expr:
+def _dob_from_age(date: pl.Expr, age: pl.Expr) -> pl.Expr:
     """Birth date from an age at a date: the first of the month half a year before the last birthday.
 
     Someone aged ``a`` on day ``d`` was born in the year before ``d - a years``, so the middle of that window
     is ``d - a years - 6 months``; the store keeps birth dates to the month anyway.
     """
     shift = pl.format("-{}y6mo", age)
-    return pl.col(date_column).str.to_date(strict=False).dt.offset_by(shift).dt.truncate("1mo")
+    return date.str.to_date(strict=False).dt.offset_by(shift).dt.truncate("1mo")
 
 
 def _slot_columns(columns: list[str], patterns: tuple[str, ...]) -> list[str]:
@@ -380,7 +392,7 @@ def _with_age_dob(
 ) -> pl.LazyFrame:
     people = _person_fields(frame, columns, date_column, marks)
     age = _age_years(age_column) if age_column in columns else pl.lit(None, pl.Int64)
-    dob = frame.select(_dob_from_age(date_column, age).alias("date_of_birth"))
+    dob = frame.select(_dob_from_age(_date(date_column, marks), age).alias("date_of_birth"))
     return pl.concat([people, dob], how="horizontal").with_columns(
         pl.lit("derived from age at attendance").alias("dob_source"), pl.lit(1).alias("priority")
     )
