@@ -452,12 +452,12 @@ def _import_op(
     procedures = _slot_columns(columns, (r"OPERTN_\d{2}", r"OPERTN_4_\d{2}"))
     coded = _codes_long(frame, "ATTENDKEY", procedures, ("procedure",), marks, OPCS4_FOUR, False).collect()
     _report_codes(coded, where, "OPCS-4", recon)
-    for system, kept in (("ICD-10", long), ("OPCS-4", coded)):
+    for system, slots_long in (("ICD-10", long), ("OPCS-4", coded)):
         recon.add(
             "unmapped",
             where,
             "outpatient codes have no contract table: not carried",
-            kept.filter(pl.col("status") == "kept").height,
+            slots_long.filter(pl.col("status") == "kept").height,
             system,
         )
     kept = staged.filter(pl.col("_attended").is_in(["true", "false"]))
@@ -470,19 +470,23 @@ def _pick(columns: list[str], role: str) -> str | None:
 
 
 def _import_ecds(
-    path: Path, marks: dict[str, frozenset[str]], out: Path, recon: Reconciliation
-) -> tuple[pl.LazyFrame, int]:
+    path: Path, marks: dict[str, frozenset[str]], recon: Reconciliation
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
     """ECDS: SNOMED CT diagnoses (the first, primary one) and acuity from its SNOMED refset to levels 1-5."""
     where = path.name
     if not path.is_file():
         raise InputError(f"ECDS file {path.name} does not exist")
     _, columns = _read(path, "ECDS", ())
     roles = {role: _pick(columns, role) for role in ECDS_ALIASES}
+    required = []
     for role in ("person", "attendance", "arrival"):
-        if roles[role] is None:
+        found = roles[role]
+        if found is None:
             raise InputError(f"ECDS file {path.name} lacks the required column {ECDS_ALIASES[role][0]}")
+        required.append(found)
+    person, attendance, arrival = required
     frame, _ = _read(path, "ECDS", ())
-    frame = frame.rename({roles["person"]: "PSEUDO_HESID"}) if roles["person"] != "PSEUDO_HESID" else frame
+    frame = frame.rename({person: "PSEUDO_HESID"}) if person != "PSEUDO_HESID" else frame
     read = frame.select(pl.len()).collect().item()
     recon.add("read", where, "rows read", read)
     acuity_map = {row["snomed_code"]: int(row["acuity"]) for row in _data_file("ecds_acuity.csv")}
@@ -495,8 +499,8 @@ def _import_ecds(
     )
     attendances = staged.select(
         pl.col("PSEUDO_HESID").str.strip_chars().alias("person_id"),
-        pl.col(roles["attendance"]).str.strip_chars().alias("attendance_id"),
-        _date(roles["arrival"], marks).alias("arrival_date"),
+        pl.col(attendance).str.strip_chars().alias("attendance_id"),
+        _date(arrival, marks).alias("arrival_date"),
         pl.when(pl.col("_diagnosis").str.contains(SNOMED_ID)).then(pl.col("_diagnosis")).alias("diagnosis_snomed"),
         pl.col("_acuity").alias("acuity"),
     ).collect()
@@ -514,12 +518,12 @@ def _import_ecds(
         .collect()
     )
     recon.add_codes("unmapped", where, "acuity not in the ECDS acuity refset: left null", "SNOMED CT", bad_acuity)
-    people_columns = [c for c in columns if c != roles["person"]] + ["PSEUDO_HESID"]
+    people_columns = [c for c in columns if c != person] + ["PSEUDO_HESID"]
     if roles["sex"] and roles["sex"] != "SEX":
         frame = frame.rename({roles["sex"]: "SEX"})
         people_columns.append("SEX")
     age = roles["age"] or "_no_age"
-    people = _with_age_dob(frame, people_columns, roles["arrival"], age, marks)
+    people = _with_age_dob(frame, people_columns, arrival, age, marks)
     return people, attendances
 
 
@@ -528,22 +532,22 @@ def _write_people(sources: list[pl.LazyFrame], died: pl.LazyFrame | None, out: P
     sex, ethnicity, LSOA and practice from the most recent record that has them."""
     rows = pl.concat(sources, how="diagonal_relaxed").filter(pl.col("person_id").is_not_null())
     rows = rows.sort(["priority", "event_date"], descending=[False, True], nulls_last=True)
-    value = [pl.col(c).drop_nulls().first() for c in ("sex", "ethnos", "lsoa_code", "practice_code")]
-    people = rows.group_by("person_id").agg(
+    latest = [pl.col(c).drop_nulls().first() for c in ("ethnos", "lsoa_code", "practice_code")]
+    grouped = rows.group_by("person_id").agg(
         pl.col("date_of_birth").drop_nulls().first(),
         pl.col("dob_source").filter(pl.col("date_of_birth").is_not_null()).first(),
         pl.col("sex").filter(pl.col("sex") != "U").first().fill_null("U"),
-        *value[1:],
+        *latest,
         (pl.col("priority").n_unique() > 1).alias("_apc_and_other"),
     )
     if died is not None:
         deaths = (
             died.filter(pl.col("date_of_death").is_not_null()).group_by("person_id").agg(pl.col("date_of_death").max())
         )
-        people = people.join(deaths, on="person_id", how="left")
+        grouped = grouped.join(deaths, on="person_id", how="left")
     else:
-        people = people.with_columns(pl.lit(None, pl.String).alias("date_of_death"))
-    people = people.collect()
+        grouped = grouped.with_columns(pl.lit(None, pl.String).alias("date_of_death"))
+    people = grouped.collect()
 
     mapping = {row["hes_code"]: row["ethnicity"] or None for row in _data_file("hes_ethnicity_1995.csv")}
     ethnos = pl.col("ethnos")
@@ -640,7 +644,7 @@ def import_hes(
         people.append(ae_people)
     if ecds:
         progress("ECDS attendances")
-        ecds_people, ecds_rows = _import_ecds(ecds, marks, out, recon)
+        ecds_people, ecds_rows = _import_ecds(ecds, marks, recon)
         people.append(ecds_people)
         ae_frames.append(ecds_rows)
     if op:
