@@ -8,8 +8,10 @@
   var report = JSON.parse(document.getElementById("report-data").textContent);
   var chartsById = {};
   report.charts.forEach(function (c) { chartsById[c.id] = c; });
-  var options = Object.assign({}, report.embed, { expr: window.vegaInterpreter.expressionInterpreter });
+  var options = Object.assign({}, report.embed);
+  if (options.ast) options.expr = window.vegaInterpreter.expressionInterpreter; /* evaluates the parsed ASTs */
   var views = {};
+  var generation = 0; /* a drawing that finishes after the reader moved on is discarded */
 
   function html(tag, attrs, parent, text) {
     var node = document.createElement(tag);
@@ -40,6 +42,7 @@
     return "Nothing to show for this area: the data are absent, or every count is below the disclosure threshold.";
   }
 
+  /* Returns a promise settled when the chart is drawn (or failed, which is logged). */
   function drawFigure(figure, areaKey) {
     var chart = chartsById[figure.getAttribute("data-chart")];
     var view = (report.views[areaKey] || {})[chart.id];
@@ -52,12 +55,14 @@
     if (!view) {
       html("p", { "class": "empty" }, plot, emptyMessage(chart, areas[areaKey].level));
       figure.querySelector("details").hidden = true;
-      return;
+      return Promise.resolve();
     }
     figure.querySelector("details").hidden = false;
     table(tableBox, chart, view.table);
     var target = html("div", { "class": "vega" }, plot);
-    window.vegaEmbed(target, view.spec, options).then(function (result) {
+    var drawing = generation;
+    return window.vegaEmbed(target, view.spec, options).then(function (result) {
+      if (drawing !== generation) { result.finalize(); return; }
       views[chart.id] = result;
       var svg = target.querySelector("svg");
       if (svg) {
@@ -112,7 +117,15 @@
     document.getElementById("area-title").textContent =
       levelLabel(area.level) + ": " + area.name + (area.code ? " (" + area.code + ")" : "");
     buildPicker();
-    Array.prototype.forEach.call(document.querySelectorAll("figure.chart"), function (f) { drawFigure(f, current); });
+    generation += 1;
+    var drawing = generation;
+    document.body.setAttribute("data-charts", "drawing");
+    Promise.all(Array.prototype.map.call(document.querySelectorAll("figure.chart"), function (f) {
+      return drawFigure(f, current);
+    })).then(function () {
+      /* tests and print wait for this */
+      if (drawing === generation) document.body.setAttribute("data-charts", "ready");
+    });
     if (window.history && window.history.replaceState) {
       window.history.replaceState(null, "", "#area=" + encodeURIComponent(current));
     }
