@@ -73,13 +73,26 @@ HEIGHT = 240
 class ChartLike(Protocol):
     """What a builder needs to know about a chart besides its data (the report's ``Chart`` is one)."""
 
-    kind: str
-    title: str
-    description: str
-    x_label: str
-    y_label: str
-    value_format: str
-    horizontal: bool
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def x_label(self) -> str: ...
+
+    @property
+    def y_label(self) -> str: ...
+
+    @property
+    def value_format(self) -> str: ...
+
+    @property
+    def horizontal(self) -> bool: ...
 
 
 def vendor_script(name: str) -> str:
