@@ -207,3 +207,37 @@ def test_the_schema_check_can_fail() -> None:
     spec = charts.spec(C("bar"), {"categories": ["a"], "series": [{"name": "x", "values": [1]}]})
     spec["layer"][0]["mark"]["type"] = "pie"
     assert list(validator().iter_errors(spec))
+
+
+def test_the_spc_chart_draws_in_chromium_under_a_strict_policy(tmp_path: Path) -> None:
+    """The report has no SPC chart yet (the app has): draw one on a bare page with the same runtime and policy."""
+    from openphm.report.render import script_hash, script_json
+    from tests.test_report_support import opened
+
+    spec = charts.spec(C("spc"), {"categories": MONTHS, "values": ADMISSIONS, "improvement": "decrease"})
+    page_script = (
+        "var spec = JSON.parse(document.getElementById('spec').textContent);"
+        "vegaEmbed('#plot', spec, Object.assign({expr: vegaInterpreter.expressionInterpreter}, "
+        + json.dumps(charts.EMBED_OPTIONS)
+        + ")).then(function () { document.body.setAttribute('data-charts', 'ready'); });"
+    )
+    scripts = [charts.vendor_script(name) for name in charts.VENDOR_SCRIPTS] + [page_script]
+    policy = f"default-src 'none'; script-src {' '.join(script_hash(s) for s in scripts)}; style-src 'unsafe-inline'"
+    page = tmp_path / "spc.html"
+    page.write_text(
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}"><title>SPC</title></head><body>'
+        f'<div id="plot"></div><script type="application/json" id="spec">{script_json(spec)}</script>'
+        + "".join(f"<script>{s}</script>" for s in scripts)
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    with opened(page) as visit:
+        fills = visit.page.evaluate(
+            "() => Array.from(document.querySelectorAll('g.mark-symbol.role-mark path'))"
+            ".map(p => p.getAttribute('fill'))"
+        )
+        assert fills.count("#a6a6a6") == len(ADMISSIONS) - 1 and fills.count("#e46c0a") == 1
+        assert visit.page.locator("g.mark-rule.role-mark line").count() == 5  # mean, limits, two-sigma lines
+        assert not visit.console_errors and not visit.page_errors, visit.console_errors + visit.page_errors
+        assert visit.requests == [page.resolve().as_uri()]
