@@ -180,11 +180,11 @@ def test_sankey_ribbons_fill_their_nodes_in_proportion_to_the_flows() -> None:
     ends = [r for r in ribbons if r["x"] == pytest.approx(charts.SANKEY_COLUMNS[1][0])]
     assert len(starts) == len(ends) == 3
     thickness = sorted(r["top"] - r["bottom"] for r in starts)
-    assert thickness[0] / thickness[-1] == pytest.approx(15 / 100)  # joined 15 against healthy to healthy 100
+    assert thickness[0] / thickness[-1] == pytest.approx(15 / 100, abs=1e-4)  # joined 15 against healthy to healthy 100
     left = nodes["left", "Healthy well"]
-    from_healthy = [r for r in starts if left["bottom"] - 1e-9 <= r["bottom"] and r["top"] <= left["top"] + 1e-9]
-    assert sum(r["top"] - r["bottom"] for r in from_healthy) == pytest.approx(left["top"] - left["bottom"])
-    assert all(r["top"] <= 1 + 1e-9 and r["bottom"] >= -1e-9 for r in ribbons)
+    from_healthy = [r for r in starts if left["bottom"] - 1e-5 <= r["bottom"] and r["top"] <= left["top"] + 1e-5]
+    assert sum(r["top"] - r["bottom"] for r in from_healthy) == pytest.approx(left["top"] - left["bottom"], abs=1e-4)
+    assert all(r["top"] <= 1 and r["bottom"] >= 0 for r in ribbons)
     assert charts.table(chart, data)["rows"][2] == ["Long-term conditions", "died", "redacted"]
 
 

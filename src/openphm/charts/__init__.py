@@ -432,6 +432,12 @@ SANKEY_SAMPLES = 24
 """Points along each ribbon: enough for a smooth curve at the report's width."""
 
 
+def _unit(v: float) -> float:
+    """A coordinate on the unit square, to 5 decimals: a hundred-thousandth of the drawing is far below a pixel,
+    and the page carries no float noise such as 0.29999999999999993."""
+    return round(v, 5)
+
+
 def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
     """Transitions between two dates as a two-column Sankey.
 
@@ -474,9 +480,9 @@ def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
             ribbons.append(
                 {
                     "link": k,
-                    "x": x0 + (x1 - x0) * u,
-                    "top": top,
-                    "bottom": top - (h + (ht - h) * w),
+                    "x": _unit(x0 + (x1 - x0) * u),
+                    "top": _unit(top),
+                    "bottom": _unit(top - (h + (ht - h) * w)),
                     "colour": palette[lk["source"]],
                     "tip": tip,
                 }
@@ -490,9 +496,9 @@ def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
                     "node": n,
                     "x": column_x,
                     "x2": column_x2,
-                    "top": p["top"],
-                    "bottom": p["bottom"],
-                    "mid": (p["top"] + p["bottom"]) / 2,
+                    "top": _unit(p["top"]),
+                    "bottom": _unit(p["bottom"]),
+                    "mid": _unit((p["top"] + p["bottom"]) / 2),
                     "colour": palette[n],
                     "side": side,
                     "tip": f"{n}: {format_value(p['value'], chart.value_format)}",
