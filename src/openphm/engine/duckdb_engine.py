@@ -54,6 +54,7 @@ class DuckDBEngine(Engine):
         super().__init__(location)
         self._spill = tempfile.TemporaryDirectory(prefix="openphm-duckdb-")
         self.con = duckdb.connect(str(location), read_only=read_only)
+        self._read_only = read_only
         # Spill to a private temporary folder rather than beside the store, so a failed run leaves
         # nothing next to the published file.
         self.con.execute(f"SET temp_directory = {_literal(self._spill.name)}")
@@ -146,5 +147,10 @@ class DuckDBEngine(Engine):
         for function in self._functions:
             self.con.remove_function(function)
         self._functions.clear()
+        if not self._read_only:
+            # Fold the write-ahead log into the file now, so that a failure (a full disk) raises here rather
+            # than leaving the log behind when the file is published without it.
+            self.con.execute("CHECKPOINT")
         self.con.close()
         self._spill.cleanup()
+        super().close()

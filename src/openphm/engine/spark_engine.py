@@ -133,3 +133,4 @@ class SparkEngine(Engine):
 
     def close(self) -> None:
         self.release()
+        super().close()

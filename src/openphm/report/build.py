@@ -25,6 +25,7 @@ from openphm.codes import load_definitions
 from openphm.cohorts.definitions import load_cohorts
 from openphm.engine import Engine, open_store
 from openphm.errors import StoreError
+from openphm.ingest.policy import check_output_purpose, store_governance
 from openphm.pipeline.runlog import last_purpose
 from openphm.report.data import Context, Entry, entries
 from openphm.report.model import LEVELS, Area, Coverage, Definition, Methods, Report
@@ -170,15 +171,28 @@ def _partition(frame: pl.DataFrame) -> dict[tuple[str, str], pl.DataFrame]:
 
 
 def build_report(
-    store: Path, engine: str = "duckdb", policy: str = "nhs", progress: Callable[[str], None] | None = None
+    store: Path,
+    engine: str = "duckdb",
+    policy: str = "nhs",
+    progress: Callable[[str], None] | None = None,
+    purpose: str | None = None,
+    allow_purpose_mismatch: bool = False,
 ) -> Report:
-    """Everything the page shows, gathered from ``store``."""
+    """Everything the page shows, gathered from ``store``.
+
+    ``purpose`` is what the report is for: planning, unless exact counts (policy none) make it a report for
+    direct care. A store whose ingest did not apply the opt-outs that purpose needs is refused, unless
+    overridden, and the override is stated on the page.
+    """
     step = progress or (lambda _message: None)
     rule = POLICIES[policy]
+    output_purpose = purpose or ("direct-care" if policy == "none" else "planning")
     eng = open_store(store, engine)
     try:
         if policy == "none" and last_purpose(eng) != "direct-care":
             raise StoreError(f"{store}: policy 'none' (exact counts) is allowed only for a direct-care store")
+        governance = store_governance(eng)
+        overridden = check_output_purpose(governance, output_purpose, allow_purpose_mismatch)
         if not eng.has_table("agg_population"):
             raise StoreError(f"{store}: has no analytics tables; run 'phm run' first")
         step("reading published tables")
@@ -195,6 +209,14 @@ def build_report(
         step("methods")
         definitions = load_definitions()
         method = methods(eng, rule, as_of, definitions)
+        method.output_purpose = output_purpose
+        method.opt_outs = governance.statement()
+        method.warnings = governance.warnings(datetime.now(UTC).date())
+        if overridden:
+            method.warnings.append(
+                f"Made for {output_purpose} from a store ingested for {governance.purpose}, under an explicit "
+                "override (--allow-purpose-mismatch): the opt-outs that purpose requires were not all applied."
+            )
     finally:
         eng.close()
     if not population.is_empty():

@@ -70,6 +70,12 @@ class Methods:
     definitions: list[Definition] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Plain statements about gaps, e.g. a pipeline table that was absent so a chart could not be drawn."""
+    output_purpose: str = "planning"
+    """What this report is for; the store's ingest purpose (``purpose``) must cover it, or be overridden."""
+    opt_outs: str = ""
+    """Which opt-outs were applied at ingest, under which policy version."""
+    warnings: list[str] = field(default_factory=list)
+    """What a reader must know before trusting the figures: an old national check, a purpose override."""
 
 
 @dataclass
