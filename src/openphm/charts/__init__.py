@@ -158,11 +158,12 @@ def _colour_scale(series: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _series_rows(data: Mapping[str, Any], signed_left: bool = False) -> list[dict[str, Any]]:
-    """One row per drawn value; redacted values are left out."""
+    """One row per drawn value; redacted values are left out. ``signed_left`` adds ``signed``: the value, negated
+    for the first group (the left side of a pyramid)."""
     rows = []
     groups = list(dict.fromkeys(s.get("group") for s in data["series"]))
     for order, s in enumerate(data["series"]):
-        sign = -1 if signed_left and s.get("group") == groups[0] else 1
+        sign = -1 if s.get("group") == groups[0] else 1
         for i, category in enumerate(data["categories"]):
             v = s["values"][i]
             if not _num(v):
@@ -172,9 +173,9 @@ def _series_rows(data: Mapping[str, Any], signed_left: bool = False) -> list[dic
                 "series": s["name"],
                 "order": order,
                 "value": v,
-                "signed": sign * v,
-                "index": i,
             }
+            if signed_left:
+                row["signed"] = sign * v
             if s.get("group") is not None:
                 row["group"] = s["group"]
             lower, upper = (s.get("lower") or [None] * (i + 1))[i], (s.get("upper") or [None] * (i + 1))[i]
