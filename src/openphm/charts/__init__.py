@@ -429,8 +429,9 @@ SANKEY_GAP = 0.02
 """Vertical gap between nodes, as a share of the drawing's height."""
 SANKEY_COLUMNS = ((0.27, 0.3), (0.7, 0.73))
 """The left and right node columns (x, x2) as shares of the drawing's width: the labels sit outside them."""
-SANKEY_SAMPLES = 24
-"""Points along each ribbon: enough for a smooth curve at the report's width."""
+SANKEY_SAMPLES = 16
+"""Points along each ribbon (monotone interpolation between them): a smooth curve at the report's width, and
+a page that stays small (the samples are the bulk of a Sankey spec)."""
 
 
 def _unit(v: float) -> float:
@@ -444,7 +445,8 @@ def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
 
     Vega-Lite has no Sankey mark, so the geometry is computed here on a unit square: each node is a ``rect``
     (x, x2, y, y2) and each link an ``area`` ribbon sampled along x with y/y2 following a smoothstep curve from
-    its slot at the source to its slot at the target. Heights are proportional to the flow; redacted links are
+    its slot at the source to its slot at the target (its colour and tooltip joined once per link by a
+    ``lookup``, not repeated on every sample). Heights are proportional to the flow; redacted links are
     left out (the table lists them).
     """
     links = [lk for lk in data["links"] if _num(lk["value"]) and lk["value"] > 0]
@@ -464,7 +466,7 @@ def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
     left, right = column(data["left"], "source"), column(data["right"], "target")
     palette = {n: colours.get(n) or OKABE_ITO[i % len(OKABE_ITO)] for i, n in enumerate(dict.fromkeys([*left, *right]))}
     x0, x1 = SANKEY_COLUMNS[0][1], SANKEY_COLUMNS[1][0]
-    ribbons = []
+    ribbons, flows = [], []
     order = {n: i for i, n in enumerate(left)}, {n: i for i, n in enumerate(right)}
     for k, lk in enumerate(sorted(links, key=lambda lk: (order[0][lk["source"]], order[1][lk["target"]]))):
         s, t = left[lk["source"]], right[lk["target"]]
@@ -473,7 +475,13 @@ def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
         s_top, t_top = s["top"] - s["used"], t["top"] - t["used"]
         s["used"] += h
         t["used"] += ht
-        tip = f"{lk['source']} → {lk['target']}: {format_value(lk['value'], chart.value_format)}"
+        flows.append(
+            {
+                "link": k,
+                "colour": palette[lk["source"]],
+                "tip": f"{lk['source']} → {lk['target']}: {format_value(lk['value'], chart.value_format)}",
+            }
+        )
         for j in range(SANKEY_SAMPLES + 1):
             u = j / SANKEY_SAMPLES
             w = u * u * (3 - 2 * u)
@@ -484,8 +492,6 @@ def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
                     "x": _unit(x0 + (x1 - x0) * u),
                     "top": _unit(top),
                     "bottom": _unit(top - (h + (ht - h) * w)),
-                    "colour": palette[lk["source"]],
-                    "tip": tip,
                 }
             )
     nodes = []
@@ -513,6 +519,9 @@ def sankey(chart: ChartLike, data: Mapping[str, Any]) -> dict[str, Any]:
         {
             "name": "links",
             "data": {"values": ribbons},
+            "transform": [
+                {"lookup": "link", "from": {"data": {"values": flows}, "key": "link", "fields": ["colour", "tip"]}}
+            ],
             "mark": {"type": "area", "opacity": 0.45, "interpolate": "monotone", "tooltip": True},
             "encoding": {
                 "x": {"field": "x", **unit_x},
