@@ -10,7 +10,17 @@ import typer
 from rich.table import Table
 
 from openphm import __version__, api
-from openphm.cli.common import Engine, Store, app, console, errors, key_app, parse_date, reporting
+from openphm.cli.common import (
+    Engine,
+    QualitySettingsFile,
+    Store,
+    app,
+    console,
+    errors,
+    key_app,
+    parse_date,
+    reporting,
+)
 from openphm.ingest.load import CLEARED_MAX_AGE_DAYS, IngestResult
 from openphm.ingest.policy import LABELS
 from openphm.pipeline import PEOPLE_PER_SLICE
@@ -67,6 +77,7 @@ def ingest(
         int,
         typer.Option(min=0, help="Outputs warn when the national check (opt_out_cleared) is older than this."),
     ] = CLEARED_MAX_AGE_DAYS,
+    quality_settings: QualitySettingsFile = None,
 ) -> None:
     """Validate, pseudonymise and load a source folder into a new store (replaced only on success)."""
     with reporting() as progress:
@@ -81,8 +92,10 @@ def ingest(
             progress=progress,
             policy=policy,
             cleared_max_age_days=cleared_max_age_days,
+            quality_settings=quality_settings,
         )
     _print_reconciliation(result)
+    console.print("Data quality: see 'phm quality --store ...' (failures first).")
     console.print(f"Store written: {result.store}")
 
 
@@ -123,9 +136,16 @@ def run_pipeline(
             "populations, same tables).",
         ),
     ] = PEOPLE_PER_SLICE,
+    quality_settings: QualitySettingsFile = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
-    options = {"codelists": codelists, "unit_costs": unit_costs, "segment_rules": segment_rules, "cohorts": cohorts}
+    options = {
+        "codelists": codelists,
+        "unit_costs": unit_costs,
+        "segment_rules": segment_rules,
+        "cohorts": cohorts,
+        "quality_settings": quality_settings,
+    }
     params = {name: str(value) for name, value in options.items() if value is not None}
     with reporting() as progress:
         result = api.run(

@@ -10,6 +10,7 @@ the canonical tables, ``quarantine`` and ``run_log`` -> publish the store atomic
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +30,9 @@ from openphm.ingest.pseudonymise import KeyedHash, normalise_nhs_number
 from openphm.ingest.rules import CALENDAR_DATE, Check, nhs_number_valid
 from openphm.ingest.tables import Outcome, Parent, identify, mark_removed, split
 from openphm.pipeline.runlog import RunLog
+from openphm.quality import HISTORY, Inputs, QualitySettings, assess, load_settings
+from openphm.quality import TABLE as QUALITY
+from openphm.quality.history import keep_history, previous_rows
 
 PURPOSES = tuple(load_policy().purposes)
 CLEARED_MAX_AGE_DAYS = 30
@@ -130,17 +134,20 @@ def ingest(
     progress: Progress | None = None,
     policy: Path | None = None,
     cleared_max_age_days: int = CLEARED_MAX_AGE_DAYS,
+    quality_settings: Path | None = None,
 ) -> IngestResult:
-    """Validate, pseudonymise and load ``source`` into a new store at ``store``.
+    """Validate, pseudonymise and load ``source`` into a new store at ``store``, with its ``data_quality``.
 
     ``purpose`` is fixed here for the life of the store: which opt-outs apply follows from it and from
     ``policy`` (the shipped ``purposes.yaml`` unless a deployment supplies its own), and every later
     output states both. The previous store at ``store`` is replaced only when the whole ingest has
-    succeeded.
+    succeeded; its data-quality rows are carried into the new store as ``data_quality_history``
+    (docs/data-quality.md).
     """
     rules = load_policy(policy)
     rule = rules.purpose(purpose)
     extract_date = extract_date or date.today()
+    settings = load_settings(quality_settings)  # a bad settings file stops the run before any work
     sources, ignored = discover(source)
     log = RunLog("ingest", purpose, engine)
     log.add("ingest", "extract_date", "extract_date", detail=extract_date.isoformat())
@@ -150,8 +157,16 @@ def ingest(
     result = IngestResult(store, log.run_id, purpose, extract_date, ignored_files=ignored, policy_version=rules.version)
     step = progress or (lambda _message: None)
 
+    previous, no_history = previous_rows(store, engine)
     with building(store, engine, start_from_existing=False) as eng:
         _load_all(eng, sources, key, rule, extract_date, log, result, step)
+        step("data quality")
+        write_quality(eng, log, settings, extract_date)
+        if previous is not None:
+            kept = keep_history(eng, previous, extract_date)
+            log.add("quality", HISTORY, "rows", kept)
+        else:
+            log.add("quality", HISTORY, "not_kept", detail=no_history)
         log.write(eng)
     return result
 
@@ -163,6 +178,19 @@ def _log_policy(log: RunLog, policy: Policy, rule: Purpose, cleared_max_age_days
     for source in REMOVED:
         log.add("opt_out", source, "applies", 1.0 if rule.applies(source) else 0.0)
     log.add("opt_out", "opt_out_cleared", "max_age_days", cleared_max_age_days)
+
+
+def write_quality(eng: Engine, log: RunLog, settings: QualitySettings, extract_date: date) -> None:
+    """Check the loaded tables and write ``data_quality``; the run's own reconciliation stands in for run_log."""
+    started = time.perf_counter()
+    tables: dict[str, nw.LazyFrame | None] = {name: eng.table(name) for name in eng.tables()}
+    tables["run_log"] = eng.frame(log.arrow())
+    eng.write(QUALITY, assess(Inputs(tables, eng, extract_date), settings))
+    statuses = dict(eng.table(QUALITY).group_by("status").agg(nw.len()).collect().rows())
+    log.add("quality", QUALITY, "settings", detail=f"{settings.source} (version {settings.version})")
+    for status in ("fail", "warn", "pass"):
+        log.add("quality", QUALITY, status, statuses.get(status, 0))
+    log.add("quality", QUALITY, "seconds", time.perf_counter() - started)
 
 
 def _read_all(eng: Engine, sources: dict[str, SourceFile]) -> tuple[dict[str, nw.LazyFrame], dict[str, int]]:

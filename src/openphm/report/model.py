@@ -43,6 +43,21 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class QualityRow:
+    """A data-quality check that failed or warned, its counts disclosure-controlled (None = redacted)."""
+
+    status: str
+    check_id: str
+    description: str
+    where: str
+    numerator: float | None
+    denominator: float | None
+    rate: float | None
+    """From the published counts, like every rate of the report; None where either is redacted or zero."""
+    threshold: float
+
+
+@dataclass(frozen=True)
 class Definition:
     """A condition, medicine or measure definition the run used, with its version."""
 
@@ -66,6 +81,10 @@ class Methods:
     """People in the population (alive and registered) at each as_of, published (rounded)."""
     coverage: list[Coverage] = field(default_factory=list)
     quarantine: list[tuple[str, str, float | None]] = field(default_factory=list)
+    quality: list[QualityRow] = field(default_factory=list)
+    """Failed and warned data-quality checks of the latest extract, failures first."""
+    quality_counts: dict[str, int] = field(default_factory=dict)
+    """Rows of data_quality by status (checks, not people: shown exactly)."""
     qrisk3_disclaimer: str | None = None
     definitions: list[Definition] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
