@@ -153,7 +153,8 @@ def quality_rows(eng: Engine, policy: Policy) -> tuple[list[QualityRow], dict[st
     published = np.where(periods, values.astype(np.float64), published)
     numerators, denominators = published[: shown.height], published[shown.height :]
     out = []
-    for row, n, d in zip(shown.iter_rows(named=True), numerators, denominators, strict=True):
+    months = periods[: shown.height]
+    for row, n, d, period in zip(shown.iter_rows(named=True), numerators, denominators, months, strict=True):
         known = not (np.isnan(n) or np.isnan(d)) and d > 0
         out.append(
             QualityRow(
@@ -165,6 +166,7 @@ def quality_rows(eng: Engine, policy: Policy) -> tuple[list[QualityRow], dict[st
                 denominator=None if np.isnan(d) else float(d),
                 rate=float(n / d) if known else None,
                 threshold=row["threshold"],
+                unit="months" if period else "records",
             )
         )
     return out, statuses

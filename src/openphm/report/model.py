@@ -55,6 +55,8 @@ class QualityRow:
     rate: float | None
     """From the published counts, like every rate of the report; None where either is redacted or zero."""
     threshold: float
+    unit: str = "records"
+    """What the counts count: ``records`` (disclosure-controlled) or ``months`` (exact, and labelled so)."""
 
 
 @dataclass(frozen=True)
