@@ -141,7 +141,7 @@ def run_stage(tmp_path: Path, engine: str, absent: tuple[str, ...] = ()) -> dict
         tables: Mapping[str, nw.LazyFrame | None] = {
             name: None if name in absent else eng.frame(table) for name, table in data.items()
         }
-        context = RunContext(AS_OF, "planning", "test", eng, {})
+        context = RunContext(AS_OF, "planning", "test", eng)
         out = analytics(tables, context)
         frames = {name: nw.to_native(frame.collect(backend="polars")) for name, frame in out.items()}
     return {name: f.sort(f.columns, nulls_last=True) for name, f in frames.items()}

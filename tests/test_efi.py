@@ -16,8 +16,9 @@ import pytest
 from openphm.content import content_path
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
 from openphm.risk.efi import spec
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -67,7 +68,7 @@ def risk_table(
     """Ingest ``tables``, run population, register and risk at AS_OF; the risk rows by name of person."""
     store = store_path(tmp_path, engine)
     ingest(source(tables), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "register", "risk")]
+    stages = [s for name, s in by_name().items() if name in ("population", "register", "risk")]
     run(store, engine=engine, as_of=(AS_OF,), stages=stages)
     pseudonyms = dict(zip(KeyedHash(KEY)(list(names)), names.values(), strict=True))
     frame = read_table(store, "risk", engine)

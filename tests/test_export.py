@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from openphm.analytics.published import published_tables
 from openphm.cli import app
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, write_source
 
 Rows = dict[str, list[dict[str, object]]]
@@ -73,7 +74,7 @@ def _store(folder: Path, purpose: str) -> Path:
         purpose=purpose,
         extract_date=EXTRACT,
     )
-    stages = [s for name, s in registered_stages().items() if name in ("population", "analytics")]
+    stages = [s for name, s in by_name().items() if name in ("population", "analytics")]
     run(store, stages=stages)
     return store
 

@@ -17,7 +17,9 @@ import pyarrow as pa
 
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import RunContext, Stage, registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import RunContext, Stage, run
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, write_source
 
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31), date(2025, 3, 31))
@@ -232,7 +234,7 @@ def build(
     engine: str,
     people: Mapping[str, Crafted] = PEOPLE,
     *,
-    params: Mapping[str, object] | None = None,
+    options: RunOptions | None = None,
     upstream: bool = False,
 ) -> dict[str, str]:
     """Ingest ``people`` and run the pipeline up to segments; returns name -> person_id.
@@ -246,11 +248,11 @@ def build(
     wanted = {"population", "register", "measures", "segment", "segment_transition"}
     if upstream:
         wanted |= {"risk", "activity"}
-    stages = [s for name, s in registered_stages().items() if name in wanted]
+    stages = [s for name, s in by_name().items() if name in wanted]
     if not upstream:
         stages += [
             crafted_stage("risk", {ids[n]: p.risk for n, p in people.items()}, RISK_DEFAULTS),
             crafted_stage("activity", {ids[n]: p.activity for n, p in people.items()}, ACTIVITY_DEFAULTS),
         ]
-    run(store, engine=engine, as_of=AS_OF, stages=stages, params=params)
+    run(store, engine=engine, as_of=AS_OF, stages=stages, options=options)
     return ids

@@ -283,8 +283,7 @@ def _open_waiting_lists(waiting: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFr
 
 
 def _costs_frame(context: RunContext) -> nw.LazyFrame:
-    path = context.params.get("unit_costs")
-    return context.engine.frame(unit_costs(Path(str(path)) if path else None))
+    return context.engine.frame(unit_costs(context.options.unit_costs))
 
 
 @stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=("activity",), per_person=True)

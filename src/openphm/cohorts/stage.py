@@ -190,9 +190,8 @@ def _facts(engine: Engine, results: list[CohortResult]) -> nw.LazyFrame:
 
 
 def definitions_folder(context: RunContext) -> Path | None:
-    """The run's own folder of cohort definitions (run parameter ``cohorts``), else None for the shipped ones."""
-    folder = context.params.get("cohorts")
-    return Path(str(folder)) if folder else None
+    """The run's own folder of cohort definitions (run option ``cohorts``), else None for the shipped ones."""
+    return context.options.cohorts
 
 
 @stage(
@@ -212,7 +211,7 @@ def cohort(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Ma
         tables,
         context.engine,
         context.as_of,
-        latest_only=context.params.get("cohort_as_of") == "latest",
+        latest_only=context.options.cohort_as_of == "latest",
         medicines=frozenset(d.id for d in registers if d.kind == "medicine"),
     )
     members, attrition = combine(results, base)

@@ -14,6 +14,7 @@ from datetime import date
 import narwhals as nw
 
 from openphm.engine import Engine
+from openphm.options import RunOptions
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class RunContext:
     engine: Engine
     """For :meth:`Engine.frame` (small parameter tables) and :meth:`Engine.persist` (temporary
     materialisation of an intermediate read several times) only; stages never read or write tables through it."""
-    params: Mapping[str, object] = field(default_factory=dict)
-    """Run options a stage may read, e.g. ``codelists``: a folder of the user's own definitions."""
+    options: RunOptions = field(default_factory=RunOptions)
+    """The user's choices for the run (their own code lists, unit costs, rules...)."""
 
 
 StageFunction = Callable[[Mapping[str, nw.LazyFrame | None], RunContext], Mapping[str, nw.LazyFrame]]
@@ -55,8 +56,9 @@ class Stage:
     """The facts describe the run, not the people (say, a table the rules need is absent): every slice gives
     the same facts, so a sliced run keeps one copy instead of summing them."""
 
-
-_REGISTRY: dict[str, Stage] = {}
+    def __call__(self, tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+        """Run the stage's function: a test or a notebook calls a stage like the function it was made from."""
+        return self.function(tables, context)
 
 
 def stage(
@@ -68,23 +70,16 @@ def stage(
     facts: tuple[str, ...] = (),
     per_person: bool = False,
     same_facts: bool = False,
-) -> Callable[[StageFunction], StageFunction]:
-    """Register the decorated function as a pipeline stage."""
+) -> Callable[[StageFunction], Stage]:
+    """Make the decorated function a :class:`Stage` (it stays callable); :mod:`openphm.stages` lists it.
 
-    def register(function: StageFunction) -> StageFunction:
-        if name in _REGISTRY:
-            raise ValueError(f"stage {name!r} is registered twice")
+    Nothing is registered: reloading a stage module in a notebook builds a new Stage and breaks nothing.
+    """
+
+    def build(function: StageFunction) -> Stage:
         doc = (function.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Stage(
+        return Stage(
             name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts, per_person, same_facts
         )
-        return function
 
-    return register
-
-
-def registered_stages() -> dict[str, Stage]:
-    """Every stage of the package (importing :mod:`openphm.stages` registers them)."""
-    import openphm.stages  # noqa: F401 - imported for its registrations
-
-    return dict(_REGISTRY)
+    return build

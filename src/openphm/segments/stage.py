@@ -12,7 +12,6 @@ to the populations at both ends.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import narwhals as nw
 import pyarrow as pa
@@ -28,9 +27,8 @@ TRANSITION_COLUMNS = ("from_as_of", "to_as_of", "from_segment", "to_segment", "p
 
 
 def run_rules(context: RunContext) -> Rules:
-    """The run's rules: ``params["segment_rules"]`` (a file) or the package default."""
-    path = context.params.get("segment_rules")
-    return load_rules(Path(str(path)) if path else None)
+    """The run's rules: the run option ``segment_rules`` (a file) or the package default."""
+    return load_rules(context.options.segment_rules)
 
 
 @stage(

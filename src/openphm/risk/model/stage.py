@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from pathlib import Path
 
 import narwhals as nw
 import pyarrow as pa
@@ -53,9 +52,9 @@ def data_end(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
 
 def _current(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> tuple[Model | None, str]:
     """(model, source); the model is None when none was given and none could be fitted (source says why)."""
-    path = context.params.get("admission_model")
+    path = context.options.admission_model
     if path:
-        return load(Path(str(path))), f"file {Path(str(path)).name}"
+        return load(path), f"file {path.name}"
     stored = tables.get(MODEL_TABLE)
     if stored is not None:
         rows = stored.collect(backend="polars").rows(named=True)
