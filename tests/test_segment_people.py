@@ -19,7 +19,9 @@ from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
 from openphm.options import RunOptions
 from openphm.pipeline import RunContext, Stage, run
+from openphm.pipeline.schema import Table
 from openphm.stages import by_name
+from openphm.tables import DECLARED
 from tests.conftest import EXTRACT, KEY, person, write_source
 
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31), date(2025, 3, 31))
@@ -169,7 +171,9 @@ def crafted_stage(table: str, values: Mapping[str, Mapping[str, object]], defaul
         )
         return {table: frame}
 
-    return Stage(f"crafted_{table}", ("population",), (table,), compute)
+    crafted = ("person_id", "as_of", *defaults)
+    declared = Table(table, "person x as_of", tuple(c for c in DECLARED[table].columns if c.name in crafted))
+    return Stage(f"crafted_{table}", ("population",), (declared,), compute)
 
 
 def source_tables(people: Mapping[str, Crafted], nhs: Mapping[str, str]) -> dict[str, list[dict[str, object]]]:

@@ -13,6 +13,7 @@ from openphm.engine import building, open_store
 from openphm.errors import InputError, StoreError
 from openphm.ingest import ingest
 from openphm.pipeline import Stage, run
+from openphm.pipeline.schema import Table
 from openphm.stages import STAGES
 from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, store_path
 
@@ -38,7 +39,7 @@ def test_failing_stage_leaves_previous_store_unchanged(
     run(store, stages=STAGES, engine=engine)  # a successful run first, so the store has stage outputs too
     before = fingerprint(store)
 
-    stages = [*STAGES, Stage("boom", ("population",), ("never",), _boom)]
+    stages = [*STAGES, Stage("boom", ("population",), (Table("never", "never written", ()),), _boom)]
     with pytest.raises(RuntimeError, match="midway"):
         run(store, engine=engine, stages=stages)
     assert fingerprint(store) == before

@@ -26,6 +26,7 @@ from openphm.engine import distinct
 from openphm.errors import InputError
 from openphm.pipeline import RunContext, stage
 from openphm.pipeline.dates import day_number, days_between
+from openphm.tables import ACTIVITY
 from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 SETTINGS = ("gp", "ae", "emergency", "elective", "other_admissions", "outpatient", "community", "mh", "social_care")
@@ -286,7 +287,7 @@ def _costs_frame(context: RunContext) -> nw.LazyFrame:
     return context.engine.frame(unit_costs(context.options.unit_costs))
 
 
-@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=("activity",), per_person=True)
+@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=(ACTIVITY,), per_person=True)
 def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Contacts, admissions, bed days and cost per setting over 12 months (and some over 24) per person and as_of."""
     population = tables["population"]

@@ -23,6 +23,7 @@ from openphm.cohorts.rules import CODED_SOURCES, KEY, Tables, hits, missing
 from openphm.engine import Engine
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
+from openphm.tables import COHORT_ATTRITION, COHORT_MEMBER
 
 RULE_TABLES = ("register", "measure", "activity", "risk", "segment", "admission_risk")
 SOURCE_TABLES = ("apc_episode", *CODED_SOURCES)
@@ -198,7 +199,7 @@ def definitions_folder(context: RunContext) -> Path | None:
     "cohort",
     inputs=("population",),
     optional_inputs=(*RULE_TABLES, *SOURCE_TABLES),
-    outputs=("cohort_member", "cohort_attrition"),
+    outputs=(COHORT_MEMBER, COHORT_ATTRITION),
     facts=("cohort_facts",),
 )
 def cohort(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:

@@ -184,6 +184,8 @@ def _run_stage(
         outputs = s.function(inputs if len(parts) == 1 else sliced(inputs, part), context)
         if set(outputs) != set(s.outputs) | set(s.facts):
             raise PipelineError(f"stage {s.name}: returned {sorted(outputs)}, declared {sorted(s.outputs)}")
+        if number == 0:
+            _check_declared(s, outputs)
         for table in s.outputs:
             (eng.write if number == 0 else eng.append)(table, outputs[table])
         for table in s.facts:
@@ -192,3 +194,11 @@ def _run_stage(
                 facts[(item, metric)] = value + facts[(item, metric)] if summed else value
         eng.release()  # the slice's outputs are written: its temporary results are no longer needed
     return facts
+
+
+def _check_declared(s: Stage, outputs: Mapping[str, nw.LazyFrame]) -> None:
+    """Every table the stage returned has the declared columns and types (one slice suffices: same code)."""
+    for declared in s.tables:
+        problem = declared.mismatch(outputs[declared.name].collect_schema())
+        if problem:
+            raise PipelineError(f"stage {s.name}: table '{declared.name}' {problem}")

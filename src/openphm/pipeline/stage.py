@@ -2,7 +2,8 @@
 
 A stage never opens files, never collects the population into Python and never learns which engine
 runs it: it receives narwhals LazyFrames and returns LazyFrames. Declaring inputs and outputs lets the
-runner order stages, check that every table a stage needs exists, and time and count each one.
+runner order stages, check that every table a stage needs exists, check every table it writes against its
+declared columns, and time and count each one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import narwhals as nw
 
 from openphm.engine import Engine
 from openphm.options import RunOptions
+from openphm.pipeline.schema import Table
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Stage:
 
     name: str
     inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    tables: tuple[Table, ...]
+    """The declared tables it writes (:mod:`openphm.pipeline.schema`): the runner checks each against them."""
     function: StageFunction
     optional_inputs: tuple[str, ...] = ()
     """Tables used when present; the function receives None for an absent one and must say so in its output."""
@@ -56,6 +59,11 @@ class Stage:
     """The facts describe the run, not the people (say, a table the rules need is absent): every slice gives
     the same facts, so a sliced run keeps one copy instead of summing them."""
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The names of the tables it writes."""
+        return tuple(t.name for t in self.tables)
+
     def __call__(self, tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
         """Run the stage's function: a test or a notebook calls a stage like the function it was made from."""
         return self.function(tables, context)
@@ -65,7 +73,7 @@ def stage(
     name: str,
     *,
     inputs: tuple[str, ...],
-    outputs: tuple[str, ...],
+    outputs: tuple[Table, ...],
     optional_inputs: tuple[str, ...] = (),
     facts: tuple[str, ...] = (),
     per_person: bool = False,

@@ -17,6 +17,7 @@ from openphm.codes import Definition
 from openphm.engine import Engine
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
+from openphm.tables import MEASURE
 
 MEASURES = {
     "bmi": "bmi",
@@ -83,7 +84,7 @@ def _latest(engine: Engine, readings: nw.LazyFrame) -> nw.LazyFrame:
     "measures",
     inputs=("population",),
     optional_inputs=("gp_event",),
-    outputs=("measure",),
+    outputs=(MEASURE,),
     facts=("measure_dropped",),
     per_person=True,
 )

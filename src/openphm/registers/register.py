@@ -19,6 +19,7 @@ from openphm.codes.systems import SETTINGS
 from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
+from openphm.tables import REGISTER
 
 SOURCES = ("gp_event", "gp_medication", "apc_episode", "apc_diagnosis", "apc_procedure", "ae_attendance")
 COLUMNS = (
@@ -51,7 +52,7 @@ def _windows(context: RunContext, lookbacks: dict[str, int | None]) -> nw.LazyFr
     )
 
 
-@stage("register", inputs=("population",), optional_inputs=SOURCES, outputs=("register",), per_person=True)
+@stage("register", inputs=("population",), optional_inputs=SOURCES, outputs=(REGISTER,), per_person=True)
 def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per person, definition and as_of for everyone coded by then, with dates, settings and status."""
     chosen = definitions(context, REGISTER_KINDS)

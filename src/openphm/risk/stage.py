@@ -32,6 +32,7 @@ from openphm.risk import efi as frailty
 from openphm.risk.cms import cms
 from openphm.risk.hfrs import category_points, hfrs
 from openphm.risk.qrisk3 import qrisk3_inputs, qrisk3_score
+from openphm.tables import RISK
 
 HFRS_DAYS = 730
 """Gilbert 2018: diagnoses from admissions in the previous two years."""
@@ -117,7 +118,7 @@ def _comorbidity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext)
         "apc_diagnosis",
         "townsend",
     ),
-    outputs=("risk",),
+    outputs=(RISK,),
     per_person=True,
 )
 def risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:

@@ -21,6 +21,7 @@ from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
 from openphm.segments.assign import KEYS, catalogue, wide_frame
 from openphm.segments.rules import Rules, load_rules
+from openphm.tables import SEGMENT, SEGMENT_TRANSITION
 
 DIED, LEFT, JOINED = "died", "left", "joined"
 TRANSITION_COLUMNS = ("from_as_of", "to_as_of", "from_segment", "to_segment", "people")
@@ -34,7 +35,7 @@ def run_rules(context: RunContext) -> Rules:
 @stage(
     "segment",
     inputs=("population", "register", "measure", "person", "risk", "activity"),
-    outputs=("segment",),
+    outputs=(SEGMENT,),
     facts=("segment_facts",),
     per_person=True,
     same_facts=True,
@@ -76,7 +77,7 @@ def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> M
     return {"segment": out, "segment_facts": facts}
 
 
-@stage("segment_transition", inputs=("population", "segment"), outputs=("segment_transition",))
+@stage("segment_transition", inputs=("population", "segment"), outputs=(SEGMENT_TRANSITION,))
 def segment_transition(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """People by segment at one as_of and by segment, death, departure or arrival at the next."""
     population, segments = tables["population"], tables["segment"]

@@ -26,6 +26,7 @@ from openphm.pipeline import RunContext, stage
 from openphm.registers.definitions import definitions
 from openphm.risk.model.features import extract_date, raw_features
 from openphm.risk.model.train import TABLE_SCHEMA, Model, ModelError, load, train
+from openphm.tables import ADMISSION_RISK, ADMISSION_RISK_MODEL, ADMISSION_RISK_SCORE
 
 MODEL_TABLE = "admission_model"
 """The current model's coefficients, written by ``phm risk train``."""
@@ -119,7 +120,7 @@ def _centiles(risks: nw.LazyFrame) -> nw.LazyFrame:
     "admission_risk_model",
     inputs=("population",),
     optional_inputs=(*FEATURE_TABLES, "apc_episode", MODEL_TABLE, "run_log"),
-    outputs=(APPLIED_TABLE,),
+    outputs=(ADMISSION_RISK_MODEL,),
 )
 def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """The emergency-admission model this run applies: given, stored, or trained here."""
@@ -139,7 +140,7 @@ def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: Run
     "admission_risk_score",
     inputs=("population", APPLIED_TABLE),
     optional_inputs=FEATURE_TABLES,
-    outputs=(SCORE_TABLE,),
+    outputs=(ADMISSION_RISK_SCORE,),
     per_person=True,
 )
 def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
@@ -160,7 +161,7 @@ def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: Run
     }
 
 
-@stage("admission_risk", inputs=(SCORE_TABLE,), outputs=("admission_risk",))
+@stage("admission_risk", inputs=(SCORE_TABLE,), outputs=(ADMISSION_RISK,))
 def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Each person's risk with its centile within the population at that as_of, and the top 5% flag."""
     risks = tables[SCORE_TABLE]
