@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from openphm.analytics.disclosure import POLICIES
 from openphm.cli import app
 from openphm.content import content_path
+from openphm.disclosure import POLICIES
 from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.report import write_report

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from openphm.analytics.disclosure import published_counts
+from openphm.disclosure import published_counts
 from openphm.engine import open_store
 from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.options import PEOPLE_PER_SLICE, CohortAsOf, RunOptions

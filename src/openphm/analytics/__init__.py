@@ -1,4 +1,4 @@
-"""Analytics over the pipeline's tables; every count that leaves the store passes through :mod:`disclosure`."""
+"""Analytics over the pipeline's tables; every count that leaves the store passes through :mod:`openphm.disclosure`."""
 
 from openphm.tables import AGGREGATES
 

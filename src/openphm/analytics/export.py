@@ -18,8 +18,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from openphm import __version__
-from openphm.analytics.disclosure import POLICIES
 from openphm.analytics.published import PolicyError, published_tables
+from openphm.disclosure import POLICIES
 from openphm.engine import open_store
 from openphm.errors import OpenPHMError
 from openphm.pipeline.runlog import last_purpose

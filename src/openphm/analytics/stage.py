@@ -16,7 +16,7 @@ from openphm.analytics import aggregates, forecast, inequalities, transitions
 from openphm.analytics.settings import load_settings
 from openphm.codes import REGISTER_KINDS
 from openphm.engine import Engine
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.tables import AGGREGATES
 
@@ -27,8 +27,7 @@ FACTS = "analytics_facts"
 @stage("analytics", inputs=("population",), optional_inputs=OPTIONAL, outputs=AGGREGATES, facts=(FACTS,))
 def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Aggregates by geography and dimension, standardised rates and inequality indices, 5-year projections."""
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     engine = context.engine
     settings = load_settings()
     segment, activity, register = tables["segment"], tables["activity"], tables["register"]

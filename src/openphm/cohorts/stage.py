@@ -21,7 +21,7 @@ from openphm.codes import REGISTER_KINDS
 from openphm.cohorts.definitions import Cohort, check_registers, load_cohorts
 from openphm.cohorts.rules import CODED_SOURCES, KEY, Tables, hits, missing
 from openphm.engine import Engine
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.tables import COHORT_ATTRITION, COHORT_MEMBER
 
@@ -169,8 +169,7 @@ def run_cohorts(
 
     ``medicines``: the ids of the run's medicine definitions (see :func:`openphm.cohorts.rules.missing`).
     """
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     base = population_base(population, as_of, latest_only=latest_only)
     dates = (max(as_of),) if latest_only and as_of else as_of
     return [evaluate(c, tables, base, engine, dates, medicines) for c in cohorts.values()], base

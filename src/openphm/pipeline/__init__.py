@@ -5,7 +5,7 @@ handed to :func:`run`.
 """
 
 from openphm.pipeline.runner import RunResult, default_as_of, order_stages, run
-from openphm.pipeline.stage import RunContext, Stage, stage
+from openphm.pipeline.stage import RunContext, Stage, required, stage
 
 __all__ = [
     "RunContext",
@@ -13,6 +13,7 @@ __all__ = [
     "Stage",
     "default_as_of",
     "order_stages",
+    "required",
     "run",
     "stage",
 ]

@@ -69,6 +69,15 @@ class Table:
         """Declared column name to type (without the ``more`` family)."""
         return {c.name: c.dtype for c in self.columns}
 
+    def conform(self, frame: nw.LazyFrame) -> nw.LazyFrame:
+        """The frame's declared columns in declared order, each one it lacks added as a typed null.
+
+        For a stage whose columns depend on what was supplied (no source table: not available, so null).
+        """
+        present = set(frame.collect_schema().names())
+        absent = [nw.lit(None, c.dtype()).alias(c.name) for c in self.columns if c.name not in present]
+        return frame.with_columns(*absent).select(*self.names) if absent else frame.select(*self.names)
+
     def mismatch(self, schema: Mapping[str, DType]) -> str | None:
         """The first difference between a frame's schema and the declaration, in words; None when they agree."""
         for column in self.columns:

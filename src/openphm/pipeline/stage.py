@@ -15,6 +15,7 @@ from datetime import date
 import narwhals as nw
 
 from openphm.engine import Engine
+from openphm.errors import PipelineError
 from openphm.options import RunOptions
 from openphm.pipeline.schema import Table
 
@@ -32,6 +33,18 @@ class RunContext:
     materialisation of an intermediate read several times) only; stages never read or write tables through it."""
     options: RunOptions = field(default_factory=RunOptions)
     """The user's choices for the run (their own code lists, unit costs, rules...)."""
+
+
+def required(tables: Mapping[str, nw.LazyFrame | None], name: str) -> nw.LazyFrame:
+    """An input the stage cannot run without: a clear error, not an assert, when a caller passes none.
+
+    The runner already refuses to run a stage whose declared inputs the store lacks; this guards a stage
+    called directly (a test, a notebook) with a missing table.
+    """
+    frame = tables.get(name)
+    if frame is None:
+        raise PipelineError(f"table '{name}' is required but was not given")
+    return frame
 
 
 StageFunction = Callable[[Mapping[str, nw.LazyFrame | None], RunContext], Mapping[str, nw.LazyFrame]]

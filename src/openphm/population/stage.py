@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.tables import POPULATION
 
 MAX_AGE = 130
@@ -50,8 +50,7 @@ def age_at(born: str, as_of: str) -> nw.Expr:
 @stage("population", inputs=("person",), outputs=(POPULATION,))
 def population(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per person alive or not, born by each as_of date, with age, band, group and flags."""
-    person = tables["person"]
-    assert person is not None
+    person = required(tables, "person")
     dates = context.engine.frame(pa.table({"as_of": pa.array(context.as_of, type=pa.date32())}))
     bands = context.engine.frame(
         pa.table(
@@ -77,25 +76,4 @@ def population(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -
         )
         .with_columns((nw.col("alive") & nw.col("registered")).alias("in_population"))
     )
-    return {
-        "population": frame.select(
-            "person_id",
-            "as_of",
-            "age",
-            "age_band",
-            "sex",
-            "ethnicity",
-            "ethnic_group",
-            "imd_decile",
-            "imd_quintile",
-            "lsoa_code",
-            "practice_code",
-            "pcn_code",
-            "sub_icb_code",
-            "icb_code",
-            "region_code",
-            "alive",
-            "registered",
-            "in_population",
-        )
-    }
+    return {"population": frame.select(*POPULATION.names)}

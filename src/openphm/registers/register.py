@@ -16,10 +16,11 @@ import pyarrow as pa
 
 from openphm.codes import REGISTER_KINDS
 from openphm.codes.systems import SETTINGS
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
 from openphm.tables import REGISTER
+from openphm.vocabulary import PERSON_AS_OF
 
 SOURCES = ("gp_event", "gp_medication", "apc_episode", "apc_diagnosis", "apc_procedure", "ae_attendance")
 COLUMNS = (
@@ -64,8 +65,7 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
         if codelist.system.prefix:
             prefix_lengths.setdefault(codelist.system.name, set()).update(codelist.prefix_lengths())
 
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     events = events_by_system(tables, systems)
     matched = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in prefix_lengths.items()})
     if matched is None:  # no coded table at all: an empty register, said plainly by its row count
@@ -77,7 +77,7 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     )
     result = (
         coded.join(windows, on=["definition", "as_of"], how="inner")
-        .join(population.select("person_id", "as_of"), on=["person_id", "as_of"], how="inner")
+        .join(population.select(*PERSON_AS_OF), on=list(PERSON_AS_OF), how="inner")
         .with_columns(active.alias("active"))
         .select(*COLUMNS)
     )

@@ -40,7 +40,7 @@ def write_report(
     progress: Callable[[str], None] | None = None,
 ) -> ReportResult:
     """Build the report of ``store`` and write it to ``out`` (replaced only once complete)."""
-    from openphm.analytics.disclosure import POLICIES
+    from openphm.disclosure import POLICIES
 
     started = time.perf_counter()
     if policy not in POLICIES:

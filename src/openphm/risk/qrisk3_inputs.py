@@ -29,8 +29,9 @@ from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
 from openphm.risk.qrisk3 import BINARY, FEMALE, MALE, model
+from openphm.vocabulary import PERSON_AS_OF
 
-KEYS = ["person_id", "as_of"]
+KEYS = list(PERSON_AS_OF)
 OUTPUT = (
     "person_id",
     "as_of",

@@ -17,7 +17,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes import REGISTER_KINDS
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.segments.assign import KEYS, catalogue, wide_frame
 from openphm.segments.rules import Rules, load_rules
@@ -46,8 +46,7 @@ def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> M
     chosen = definitions(context, REGISTER_KINDS)
     subsegments = catalogue(rules, chosen)
     wide, env = wide_frame(tables, rules, subsegments, {d.id for d in chosen}, context.as_of, context.engine.frame)
-    person = tables["person"]
-    assert person is not None
+    person = required(tables, "person")
     acg_png = (
         nw.col("acg_png").cast(nw.Int64)
         if "acg_png" in person.collect_schema().names()
@@ -80,8 +79,7 @@ def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> M
 @stage("segment_transition", inputs=("population", "segment"), outputs=(SEGMENT_TRANSITION,))
 def segment_transition(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """People by segment at one as_of and by segment, death, departure or arrival at the next."""
-    population, segments = tables["population"], tables["segment"]
-    assert population is not None and segments is not None
+    population, segments = required(tables, "population"), required(tables, "segment")
     dates = sorted(context.as_of)
     pairs = context.engine.frame(
         pa.table({"from_as_of": pa.array(dates[:-1], pa.date32()), "to_as_of": pa.array(dates[1:], pa.date32())})

@@ -22,7 +22,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.errors import StoreError
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.risk.model.features import extract_date, raw_features
 from openphm.risk.model.train import TABLE_SCHEMA, Model, ModelError, load, train
@@ -145,8 +145,7 @@ def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: Run
 )
 def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Probability of an emergency admission in the next 12 months for everyone in the population."""
-    applied = tables[APPLIED_TABLE]
-    assert applied is not None
+    applied = required(tables, APPLIED_TABLE)
     model = _read_applied(applied)
     terms = model.terms if model is not None else ()
     raw = raw_features(tables, context.engine, context.as_of, terms, condition_ids(context))
@@ -164,11 +163,10 @@ def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: Run
 @stage("admission_risk", inputs=(SCORE_TABLE,), outputs=(ADMISSION_RISK,))
 def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Each person's risk with its centile within the population at that as_of, and the top 5% flag."""
-    risks = tables[SCORE_TABLE]
-    assert risks is not None
+    risks = required(tables, SCORE_TABLE)
     scored = (
         risks.join(_centiles(risks), on=["as_of", "admission_risk"], how="left")
         .with_columns((nw.col("risk_centile") > TOP_CENTILE).alias("top5"))
-        .select("person_id", "as_of", "admission_risk", "risk_centile", "top5", "model_version")
+        .select(*ADMISSION_RISK.names)
     )
     return {"admission_risk": scored}
