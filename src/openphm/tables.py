@@ -49,7 +49,8 @@ POPULATION = Table(
             ("in_population", BOOL, "alive and registered: counted in every per-as_of figure"),
         ),
     ),
-    "Who is in the population at each as_of date, with the demographics every later stage counts by.",
+    "Who is in the population at each as_of date, with the demographics every later stage counts by "
+    "([architecture](architecture.md#registers-and-measures)).",
 )
 
 REGISTER = Table(
@@ -69,7 +70,7 @@ REGISTER = Table(
             ("from_ae", BOOL, "an A&E diagnosis matched"),
         ),
     ),
-    "Condition, medicine and procedure registers from the code lists.",
+    "Condition, medicine and procedure registers from the code lists ([conditions](conditions.md)).",
 )
 
 
@@ -101,7 +102,8 @@ MEASURE = Table(
             ("smoking_date", DATE, "date of that smoking status"),
         ),
     ),
-    "The latest plausible readings (implausible values are dropped and counted in the run log).",
+    "The latest plausible readings: implausible values are dropped and counted in the run log; a column is null "
+    "when nothing was recorded or `gp_event` was not supplied.",
 )
 
 # -- activity -----------------------------------------------------------------------------------------------
@@ -144,8 +146,11 @@ ACTIVITY = Table(
             ("open_waiting_lists", INT, "waiting list entries open at as_of"),
         ),
     ),
-    "Contacts, admissions, bed days and cost per setting. A count or cost is 0 when nothing happened and null "
-    "when its source table was not supplied. Costs are the recorded cost, else the setting's unit cost.",
+    "Contacts, admissions, bed days and cost per setting. The 12-month window is the dates after the same "
+    "calendar day a year before as_of, up to and including as_of (for 31 March snapshots, the NHS data year). A "
+    "count or cost is 0 when nothing happened and null when its source table was not supplied (not available, "
+    "never a silent zero). A cost is the recorded cost, else the setting's default unit cost (national averages "
+    "in `content/costs/unit_costs.csv`; replace them with `phm run --unit-costs FILE`).",
 )
 
 # -- risk scores --------------------------------------------------------------------------------------------
@@ -209,7 +214,8 @@ RISK = Table(
             ("qrisk3_imputed", BOOL, "any QRISK3 input was substituted"),
         ),
     ),
-    "Frailty, multimorbidity and cardiovascular risk scores. A score whose source table was not supplied is null.",
+    "Frailty, multimorbidity and cardiovascular risk scores ([risk scores](risk.md), [QRISK3](qrisk3.md)). A "
+    "score whose source table was not supplied is null.",
 )
 
 # -- segments -----------------------------------------------------------------------------------------------
@@ -227,7 +233,7 @@ SEGMENT = Table(
             ("acg_png", INT, "the licensed ACG Patient Need Group from person, when supplied"),
         ),
     ),
-    "Segments, subsegment flags and need tiers (rules in content/segments/rules.yaml).",
+    "Bridges to Health segments, subsegment flags and need tiers ([segments](segments.md)).",
     more=Column("<subsegment>", BOOL, "one column per subsegment of the rules and code lists: the person has it"),
 )
 SEGMENT_TRANSITION = Table(
@@ -240,7 +246,7 @@ SEGMENT_TRANSITION = Table(
         ("to_segment", STR, "segment at to_as_of, or died or left"),
         ("people", INT, "people who moved so (exact; disclosure control applies on the way out)"),
     ),
-    "Flows between the segments of consecutive snapshots.",
+    "Flows between the segments of consecutive snapshots ([segments](segments.md)).",
 )
 
 # -- admission risk -----------------------------------------------------------------------------------------
@@ -258,7 +264,7 @@ ADMISSION_RISK_MODEL = Table(
         ("coefficient", FLOAT, "log-odds coefficient"),
         ("model_source", STR, "where the model came from: a file, the store table, or fitted in this run"),
     ),
-    "The emergency admission model that scores the run.",
+    "The emergency admission model that scores the run ([admission model](admission-model.md)).",
 )
 ADMISSION_RISK_SCORE = Table(
     "admission_risk_score",
@@ -297,7 +303,7 @@ COHORT_MEMBER = Table(
         ("as_of", DATE, "the snapshot date"),
         ("reasons", STR, "the inclusion rules the person met, in order, separated by '; '"),
     ),
-    "Members of every cohort definition.",
+    "Members of every cohort definition ([cohorts](cohorts.md)).",
 )
 COHORT_ATTRITION = Table(
     "cohort_attrition",
@@ -311,7 +317,7 @@ COHORT_ATTRITION = Table(
         ("people", INT, "people left after the step"),
         ("status", STR, "ok, or 'not available: ...' when the rule's table or column is absent"),
     ),
-    "How each rule narrows each cohort.",
+    "How each rule narrows each cohort ([cohorts](cohorts.md)).",
 )
 
 # -- aggregates ---------------------------------------------------------------------------------------------
@@ -344,7 +350,7 @@ AGG_POPULATION = Table(
         ),
         Column("cost_per_head", FLOAT, "cost_total / people (GBP)"),
     ),
-    "People, activity and cost by the breakdowns the report needs (exact counts).",
+    "People, activity and cost by the breakdowns the report needs, exact counts ([analytics](analytics.md)).",
 )
 AGG_REGISTER = Table(
     "agg_register",
