@@ -28,7 +28,7 @@ from openphm.tables import COHORT_ATTRITION, COHORT_MEMBER
 RULE_TABLES = ("register", "measure", "activity", "risk", "segment", "admission_risk")
 SOURCE_TABLES = ("apc_episode", *CODED_SOURCES)
 """Hospital episodes for admissions rules; every coded table, to tell an empty register from a missing source."""
-ATTRITION_COLUMNS = ("cohort", "as_of", "step", "rule", "kind", "people", "status")
+ATTRITION_COLUMNS = COHORT_ATTRITION.names
 OK = "ok"
 
 

@@ -23,16 +23,6 @@ from openphm.tables import REGISTER
 from openphm.vocabulary import PERSON_AS_OF
 
 SOURCES = ("gp_event", "gp_medication", "apc_episode", "apc_diagnosis", "apc_procedure", "ae_attendance")
-COLUMNS = (
-    "person_id",
-    "as_of",
-    "definition",
-    "first_date",
-    "last_date",
-    "last_resolved_date",
-    "active",
-    *(f"from_{s}" for s in SETTINGS),
-)
 
 
 def _windows(context: RunContext, lookbacks: dict[str, int | None]) -> nw.LazyFrame:
@@ -79,7 +69,7 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
         coded.join(windows, on=["definition", "as_of"], how="inner")
         .join(population.select(*PERSON_AS_OF), on=list(PERSON_AS_OF), how="inner")
         .with_columns(active.alias("active"))
-        .select(*COLUMNS)
+        .select(*REGISTER.names)
     )
     return {"register": result}
 

@@ -24,7 +24,6 @@ from openphm.segments.rules import Rules, load_rules
 from openphm.tables import SEGMENT, SEGMENT_TRANSITION
 
 DIED, LEFT, JOINED = "died", "left", "joined"
-TRANSITION_COLUMNS = ("from_as_of", "to_as_of", "from_segment", "to_segment", "people")
 
 
 def run_rules(context: RunContext) -> Rules:
@@ -118,6 +117,6 @@ def segment_transition(tables: Mapping[str, nw.LazyFrame | None], context: RunCo
         nw.concat([leaving.select(*pair_keys, "from_segment", "to_segment"), joining], how="vertical")
         .group_by("from_as_of", "to_as_of", "from_segment", "to_segment")
         .agg(nw.len().cast(nw.Int64).alias("people"))
-        .select(*TRANSITION_COLUMNS)
+        .select(*SEGMENT_TRANSITION.names)
     )
     return {"segment_transition": flows}
