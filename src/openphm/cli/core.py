@@ -100,7 +100,8 @@ def run_pipeline(
     admission_model: Annotated[
         Path | None,
         typer.Option(
-            help="A published admission risk model file, applied instead of the store's model or one fitted in the run."
+            help="A published admission risk model file, applied instead of the model in the store "
+            "or one fitted in the run."
         ),
     ] = None,
     cohort_as_of: Annotated[
