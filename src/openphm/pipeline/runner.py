@@ -1,8 +1,9 @@
 """Run the stages it is given in dependency order, writing each output through the engine.
 
-The runner knows nothing about what the stages compute. It orders them by their declared tables, checks
-that every required input exists, times each stage, counts the rows of each output, records both in the
-run log, and publishes the updated store only when every stage has succeeded.
+The runner knows nothing about what the stages compute (the application hands it :data:`openphm.stages.STAGES`).
+It orders them by their declared tables, checks that every required input exists, checks every table a stage
+returns against its declared columns before writing it, times each stage, counts the rows of each output,
+records both in the run log, and publishes the updated store only when every stage has succeeded.
 """
 
 from __future__ import annotations
