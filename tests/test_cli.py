@@ -99,6 +99,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, engine: str) -> None:
     report = tmp_path / "demo" / "report.html"
     assert "Report:" in result.stdout and report.stat().st_size > 50_000
     assert "Methods" in report.read_text(encoding="utf-8")
+    assert "Serve it: phm serve --store" in result.stdout  # with a demo admin whose password is in a 600 file
+    assert (tmp_path / "demo" / "demo-password.txt").stat().st_mode & 0o777 == 0o600
 
 
 def test_summary_counts_of_people_are_disclosure_controlled(source: Callable[[Rows], Path], tmp_path: Path) -> None:

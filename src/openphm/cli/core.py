@@ -161,6 +161,16 @@ def demo(
     _print_summary(api.summary(result.store, engine))
     console.print(f"Store: {result.store.resolve()}")
     console.print(f"Report: {result.report.path.resolve()}")
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi") is None:
+        console.print("To browse it in the web application: pip install 'openphm[app]', then phm demo again")
+        return
+    from openphm.cli.serve import demo_account
+
+    with reporting():
+        command = demo_account(result.store.resolve(), out.resolve(), engine)
+    console.print(f"Serve it: {command}")
 
 
 def _count(n: int | None) -> str:
