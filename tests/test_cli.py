@@ -79,7 +79,7 @@ def test_person_table_is_required(tmp_path: Path) -> None:
 def test_invalid_purpose_and_date_are_refused(source: Callable[[Rows], Path], tmp_path: Path) -> None:
     folder = str(source({"person": [person(ALICE)]}))
     assert "purpose" in _one_line_error(
-        phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--purpose", "research")
+        phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--purpose", "marketing")
     )
     result = phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--extract-date", "31/12/2024")
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -112,7 +112,7 @@ def test_the_stage_list_is_explicit_and_survives_a_reload() -> None:
     importlib.reload(openphm.population.stage)  # a notebook re-running a cell: no "registered twice"
     reloaded = importlib.reload(openphm.stages)
     assert [s.name for s in reloaded.STAGES] == before
-    assert len(set(before)) == len(before) == 12
+    assert len(set(before)) == len(before) == 13
     assert reloaded.by_name()["population"] is openphm.population.stage.population
 
 

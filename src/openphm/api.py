@@ -19,6 +19,8 @@ from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.options import PEOPLE_PER_SLICE, CohortAsOf, RunOptions
 from openphm.pipeline import RunResult
 from openphm.pipeline import run as run_stages
+from openphm.quality.history import QualityView
+from openphm.quality.history import quality_view as quality
 from openphm.report import ReportResult, write_report
 from openphm.risk.scoring import SCORES, score_file
 from openphm.segments import explain
@@ -29,6 +31,7 @@ __all__ = [
     "PURPOSES",
     "SCORES",
     "DemoResult",
+    "QualityView",
     "RunOptions",
     "Summary",
     "demo",
@@ -37,6 +40,7 @@ __all__ = [
     "ingest",
     "load_key",
     "new_key",
+    "quality",
     "run",
     "score_file",
     "summary",
@@ -74,6 +78,7 @@ def run(
     admission_model: Path | None = None,
     cohort_as_of: CohortAsOf = "all",
     people_per_slice: int = PEOPLE_PER_SLICE,
+    quality_settings: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run every stage of :data:`openphm.stages.STAGES` on ``store`` and publish the new tables.
@@ -89,6 +94,7 @@ def run(
         admission_model=admission_model,
         cohort_as_of=cohort_as_of,
         people_per_slice=people_per_slice,
+        quality_settings=quality_settings,
     )
     return run_stages(store, stages=STAGES, engine=engine, as_of=as_of, options=options, progress=progress)
 

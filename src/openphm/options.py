@@ -38,6 +38,9 @@ class RunOptions:
     """Cohorts at every as_of date, or at the latest only."""
     people_per_slice: int = PEOPLE_PER_SLICE
     """Per-person stages run on slices of at most about this many people (less memory, the same tables)."""
+    quality_settings: Path | None = None
+    """A data-quality settings file (same layout as ``content/quality/settings.yaml``) instead of the shipped
+    checks and thresholds."""
 
     def __post_init__(self) -> None:
         if self.people_per_slice < 1:

@@ -13,6 +13,7 @@ from openphm.analytics.stage import analytics
 from openphm.cohorts.stage import cohort
 from openphm.pipeline import Stage
 from openphm.population.stage import population
+from openphm.quality.stage import data_quality
 from openphm.registers.measures import measures
 from openphm.registers.register import register
 from openphm.risk.model.stage import admission_risk, admission_risk_model, admission_risk_score
@@ -21,6 +22,7 @@ from openphm.segments.stage import segment, segment_transition
 
 STAGES: tuple[Stage, ...] = (
     population,
+    data_quality,
     register,
     measures,
     activity,

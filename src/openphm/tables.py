@@ -9,8 +9,10 @@ beside the code that computes it; nothing else needs an edit.
 from __future__ import annotations
 
 import narwhals as nw
+import pyarrow as pa
 
 from openphm.pipeline.schema import Column, Table, columns
+from openphm.quality import schema as quality
 
 STR, INT, FLOAT, BOOL, DATE = nw.String, nw.Int64, nw.Float64, nw.Boolean, nw.Date
 
@@ -90,6 +92,7 @@ MEASURE = Table(
         *_reading("dbp", "diastolic blood pressure (mmHg)"),
         *_reading("dbp_previous", "but one diastolic blood pressure (mmHg)"),
         *_reading("egfr", "eGFR (mL/min/1.73m2)"),
+        *_reading("egfr_previous", "but one eGFR (mL/min/1.73m2)"),
         *_reading("hba1c", "HbA1c (mmol/mol)"),
         *_reading("hdl_cholesterol", "HDL cholesterol (mmol/L)"),
         *_reading("sbp", "systolic blood pressure (mmHg)"),
@@ -97,7 +100,11 @@ MEASURE = Table(
         *columns(("sbp_sd5", FLOAT, "standard deviation of the systolic readings of the last five days with one")),
         *_reading("total_cholesterol", "total cholesterol (mmol/L)"),
         *columns(
-            ("ckd_stage", INT, "CKD stage 1-5 implied by the latest eGFR (null without one)"),
+            (
+                "ckd_stage",
+                INT,
+                "CKD stage 1-5 implied by eGFR persistently in its range for 90 days (null without one)",
+            ),
             ("smoking_category", INT, "latest smoking status as QRISK3's smoke_cat: 0 never, 1 ex, 2-4 light-heavy"),
             ("smoking_date", DATE, "date of that smoking status"),
         ),
@@ -144,6 +151,8 @@ ACTIVITY = Table(
             ("mh_contacts_24m", INT, "mental health contacts, 24 months to as_of"),
             ("any_contact_24m", BOOL, "any recorded contact in 24 months in any setting (need tiers 1-3)"),
             ("open_waiting_lists", INT, "waiting list entries open at as_of"),
+            ("days_since_emergency_admission", INT, "days from the latest emergency admission in 24 months to as_of"),
+            ("days_since_ae_attendance", INT, "days from the latest A&E attendance in 24 months to as_of"),
         ),
     ),
     "Contacts, admissions, bed days and cost per setting. The 12-month window is the dates after the same "
@@ -302,6 +311,8 @@ COHORT_MEMBER = Table(
         ("person_id", STR, "the member's keyed pseudonym"),
         ("as_of", DATE, "the snapshot date"),
         ("reasons", STR, "the inclusion rules the person met, in order, separated by '; '"),
+        ("segment", STR, "the member's segment at as_of (null without a segment table)"),
+        ("maternal", BOOL, "the member has the maternal health subsegment flag, whatever the segment"),
     ),
     "Members of every cohort definition ([cohorts](cohorts.md)).",
 )
@@ -336,6 +347,7 @@ AGG_POPULATION = Table(
             ("imd_quintile", INT, "IMD quintile, 1 = most deprived (null when not in the breakdown)"),
             ("ethnic_group", STR, "ethnic group (null when not in the breakdown)"),
             ("people", INT, "people in the population"),
+            ("maternal", INT, "people with the maternal health subsegment flag, whatever their segment"),
         ),
         *(Column(c.name, c.dtype, f"sum of activity.{c.name}") for c in ACTIVITY_COUNTS + ACTIVITY_COSTS),
         *(
@@ -461,6 +473,34 @@ AGG_FORECAST = Table(
     "Five-year projection of segments, activity and cost.",
 )
 
+# -- data quality -------------------------------------------------------------------------------------------
+QUALITY_MEANINGS = {
+    "extract_date": "the extract the checks describe (the ingest's extract date)",
+    "check_id": "the check's id in the quality settings",
+    "category": "conformance, completeness, plausibility or coverage",
+    "check": "what the check tests, in a few words",
+    "table": "the source table checked",
+    "column": "the column checked (empty for a whole-table check)",
+    "level": "all, practice, month or year",
+    "level_key": "the practice's ODS code, YYYY-MM or YYYY (empty at level all)",
+    "numerator": "records that break the check",
+    "denominator": "records checked",
+    "rate": "numerator / denominator",
+    "warn_threshold": "the rate above which the check warns",
+    "threshold": "the rate above which the check fails",
+    "status": "fail, warn or pass",
+    "description": "the check's explanation for a reader",
+}
+"""One-line meanings of the columns :mod:`openphm.quality.schema` declares (names and types are taken from it)."""
+QUALITY_TYPES = {pa.date32(): DATE, pa.string(): STR, pa.int64(): INT, pa.float64(): FLOAT}
+DATA_QUALITY = Table(
+    quality.TABLE,
+    "check x table x column x level x level key (never a person)",
+    tuple(Column(f.name, QUALITY_TYPES[f.type], QUALITY_MEANINGS[f.name]) for f in quality.SCHEMA),
+    "Conformance, completeness, plausibility and coverage checks of the source tables "
+    "([data quality](data-quality.md)).",
+)
+
 AGGREGATES = (
     AGG_POPULATION,
     AGG_REGISTER,
@@ -475,6 +515,7 @@ AGGREGATES = (
 DECLARED = {
     t.name: t
     for t in (
+        DATA_QUALITY,
         POPULATION,
         REGISTER,
         MEASURE,

@@ -33,6 +33,7 @@ MEMBER_COLUMNS = (
     "practice_code",
     "as_of",
     "segment",
+    "maternal",
     "need_tier",
     "admission_risk",
     "risk_centile",
@@ -40,7 +41,8 @@ MEMBER_COLUMNS = (
     "qrisk3",
     "reasons",
 )
-"""A cohort member's row: the pseudonym, where and when, and what a case-finding list needs to sort by."""
+"""A cohort member's row: the pseudonym, where and when, and what a case-finding list needs to sort by (maternal
+health is a flag beside the segment, shown whatever the segment)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,9 @@ class StoreReader:
             return pl.DataFrame(schema=dict.fromkeys(MEMBER_COLUMNS, pl.String))
         with self._lock:
             snapshot, eng = self._current()
-            members = eng.table("cohort_member").filter(nw.col("cohort") == cohort)
+            members = (
+                eng.table("cohort_member").filter(nw.col("cohort") == cohort).select("person_id", "as_of", "reasons")
+            )
             if as_of is None:
                 latest = members.select(nw.col("as_of").max()).collect(backend="polars").item()
                 as_of = latest
@@ -127,7 +131,7 @@ class StoreReader:
             if practice_code is not None:
                 frame = frame.filter(nw.col("practice_code") == practice_code)
             for table, columns in (
-                ("segment", ("segment", "need_tier")),
+                ("segment", ("segment", "maternal", "need_tier")),
                 ("admission_risk", ("admission_risk", "risk_centile")),
                 ("risk", ("efi_category", "qrisk3")),
             ):

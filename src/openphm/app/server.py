@@ -401,7 +401,7 @@ def _figures(aggregates: dict[str, pl.DataFrame], area: dict[str, Any], as_of: d
                 )
             }
         out["segments"] = _rows(
-            rows.filter(pl.col("breakdown") == "segment").select("segment", "people").sort("segment")
+            rows.filter(pl.col("breakdown") == "segment").select("segment", "people", "maternal").sort("segment")
         )
     registers = aggregates.get("agg_register")
     if registers is not None:
