@@ -54,21 +54,29 @@ def opened(report: Path, fragment: str = "") -> Iterator[Visit]:
             page.on("requestfailed", lambda r: visit.failed.append(r.url))
             page.goto(report.resolve().as_uri() + fragment)
             page.wait_for_load_state("load")
+            drawn(page)
             yield visit
         finally:
             browser.close()
 
 
+def drawn(page: object) -> None:
+    """Wait until vega-embed has drawn every chart of the chosen area (the page marks ``body[data-charts]``)."""
+    page.wait_for_selector("body[data-charts=ready]", state="attached", timeout=30_000)  # type: ignore[attr-defined]
+
+
 def chart_marks(page: object) -> dict[str, int]:
-    """Number of data marks drawn in each chart's SVG, by chart id."""
+    """Number of data marks (Vega mark items other than text) drawn in each chart's SVG, by chart id."""
+    drawn(page)
     return page.evaluate(  # type: ignore[attr-defined]
         """() => Object.fromEntries(Array.from(document.querySelectorAll('figure.chart')).map(
-            f => [f.dataset.chart, f.querySelectorAll('svg .mark').length]))"""
+            f => [f.dataset.chart, f.querySelectorAll('svg g.role-mark:not(.mark-text) > *').length]))"""
     )
 
 
 def chart_svg(page: object, chart: str) -> str:
     """The SVG markup of one chart, to compare before and after a change of area."""
+    drawn(page)
     return page.evaluate(  # type: ignore[attr-defined]
         "(id) => { const s = document.querySelector(`#chart-${id} svg`); return s ? s.outerHTML : ''; }", chart
     )

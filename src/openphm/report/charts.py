@@ -1,20 +1,8 @@
 """What the report can draw: chart definitions, and the data shape each kind of chart expects.
 
-A chart definition is static (title, kind, axis labels); the data of a chart are per area and live in the
-page's JSON blob under ``data[area][chart_id]``. The browser-side renderer (``static/report.js``) knows only
-the five kinds below, so adding a chart to the report is a new definition and a new data builder in
-:mod:`openphm.report.data`, never new JavaScript.
-
-Data shapes (every number may be ``null``: redacted or not computable; the renderer leaves it out and the
-table shows "redacted"):
-
-- ``bar``: ``{"categories": [...], "series": [{"name", "values", "lower"?, "upper"?, "color"?}]}``; several
-  series are drawn side by side; ``lower``/``upper`` draw interval whiskers.
-- ``stacked``: as ``bar``; series are stacked per category (``counts`` per series, optional, go to the table).
-- ``pyramid``: as ``stacked`` with ``"group"`` on each series: the first group is drawn to the left.
-- ``line``: as ``bar`` with categories on the x axis; ``lower``/``upper`` draw a band; ``"split"`` (index of the
-  first forecast category, optional) draws forecast lines dashed.
-- ``sankey``: ``{"left": [...], "right": [...], "links": [{"source", "target", "value"}], "colors"?: {node: colour}}``.
+A chart definition is static (title, kind, axis labels); the data of a chart are per area, in the shapes
+documented in :mod:`openphm.charts`, which turns them into Vega-Lite specs and data tables. Adding a chart to the
+report is a new definition and a new data builder in :mod:`openphm.report.data`, never new JavaScript.
 
 Every chart's data may carry ``"note"`` (a sentence shown under it, e.g. the slope index of inequality).
 """
@@ -22,6 +10,8 @@ Every chart's data may carry ``"note"`` (a sentence shown under it, e.g. the slo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+from openphm.charts import OKABE_ITO
 
 KINDS = ("bar", "stacked", "pyramid", "line", "sankey")
 
@@ -73,9 +63,6 @@ SEGMENTS = {
     "frailty_and_dementia": "Frailty and dementia",
 }
 """The eight Bridges to Health segments, in order of increasing need, with their published names."""
-
-OKABE_ITO = ("#56B4E9", "#E69F00", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
-"""A palette that stays distinguishable for the common colour-vision deficiencies (Okabe and Ito, 2008)."""
 
 SEGMENT_COLOURS = dict(zip(SEGMENTS, OKABE_ITO, strict=True))
 
