@@ -478,7 +478,7 @@ QUALITY_MEANINGS = {
     "extract_date": "the extract the checks describe (the ingest's extract date)",
     "check_id": "the check's id in the quality settings",
     "category": "conformance, completeness, plausibility or coverage",
-    "check": "what the check tests, in a few words",
+    "check": "the check type that computed the row (not_null, volume_history, periods_present, ...)",
     "table": "the source table checked",
     "column": "the column checked (empty for a whole-table check)",
     "level": "all, practice, month or year",
