@@ -22,6 +22,7 @@ from polars.testing import assert_frame_equal
 from openphm.engine import open_store
 from openphm.ingest import ingest
 from openphm.pipeline import run
+from openphm.stages import STAGES
 from openphm.synth import generate
 
 KEY = b"benchmark-key-not-secret-0123456789abcdef"
@@ -72,7 +73,7 @@ def main() -> None:
             started = time.perf_counter()
             ingest(work / "source", store, key=KEY, engine=engine, extract_date=synthetic.extract_date)
             ingested = time.perf_counter() - started
-            run(store, engine=engine)
+            run(store, stages=STAGES, engine=engine)
             total = time.perf_counter() - started
             print(f"{engine}: ingest {ingested:.1f} s, ingest + run {total:.1f} s", flush=True)
             stores[engine] = store

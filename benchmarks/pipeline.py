@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from openphm.pipeline import PEOPLE_PER_SLICE
+from openphm.options import PEOPLE_PER_SLICE
 
 KEY = "benchmark-key-not-secret-0123456789abcdef"
 

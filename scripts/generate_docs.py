@@ -2,8 +2,9 @@
 
 - docs/input-contract.md from the contract declared in code;
 - docs/cli.md from the Typer application (via Typer's own ``utils docs``);
-- docs/conditions.md from the code list manifests.
-A test fails when either page is out of date.
+- docs/conditions.md from the code list manifests;
+- docs/tables.md from the declared output tables (openphm.tables) and the stage list.
+A test fails when any page is out of date.
 """
 
 from __future__ import annotations
@@ -28,11 +29,50 @@ def cli_reference() -> str:
     return result.stdout.rstrip() + "\n"
 
 
+TABLES_INTRO = """# Tables in a store
+
+Generated from the declarations in `src/openphm/tables.py` by `scripts/generate_docs.py`: do not edit by hand.
+The runner checks every table a stage writes against its declaration, so this page is what a store holds.
+
+Stages meet only through these tables. Person-level tables are keyed by `person_id` (a keyed pseudonym, never an
+NHS number) and, where they describe a person "as at" a date, by `as_of`. Aggregate tables (`agg_*`) hold exact
+counts; disclosure control is applied when anything leaves the store (exports, report). Types: text, integer,
+number (a float), true/false, date; any column may be null where a value is not known or not available.
+
+| table | written by | one row per |
+|---|---|---|
+| `person`, `gp_event`, `gp_medication`, `apc_episode`, `apc_diagnosis`, `apc_procedure`, `ae_attendance`, \
+`op_appointment`, `community_contact`, `mh_contact`, `social_care_service`, `waiting_list`, `practice`, `lsoa` \
+| `phm ingest` | input record (typed, pseudonymised): see the [input contract](input-contract.md) |
+| `quarantine` | `phm ingest` | rejected input row (table, row, column, reason; never the value) |
+| `run_log` | every command | fact of a run (counts, seconds, purpose, as_of): see [architecture](architecture.md) |
+| `admission_model` | `phm risk train` | coefficient of the current model: see [admission model](admission-model.md) |
+"""
+
+
+def tables_page() -> str:
+    """docs/tables.md: an overview of every table, then each declared table's columns."""
+    from openphm.stages import STAGES
+    from openphm.tables import DECLARED
+
+    writer = {t.name: s.name for s in STAGES for t in s.tables}
+    lines = [TABLES_INTRO.rstrip("\n")]
+    lines += [f"| `{t.name}` | stage `{writer[t.name]}` | {t.row} |" for t in DECLARED.values()]
+    for t in DECLARED.values():
+        lines += ["", f"## {t.name}", "", f"{t.description} One row per {t.row}; written by stage `{writer[t.name]}`."]
+        lines += ["", "| column | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{c.name}` | {c.type_name} | {c.meaning} |" for c in t.columns]
+        if t.more is not None:
+            lines.append(f"| `{t.more.name}` | {t.more.type_name} | {t.more.meaning} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     (DOCS / "input-contract.md").write_text(render(), encoding="utf-8")
     (DOCS / "cli.md").write_text(cli_reference(), encoding="utf-8")
     (DOCS / "conditions.md").write_text(render_conditions(), encoding="utf-8")
-    print(f"written input-contract.md, cli.md and conditions.md in {DOCS}")
+    (DOCS / "tables.md").write_text(tables_page(), encoding="utf-8")
+    print(f"written input-contract.md, cli.md, conditions.md and tables.md in {DOCS}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from openphm.activity.stage import unit_costs
 from openphm.errors import InputError
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import ALICE, BOB, CAROL, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -22,12 +24,12 @@ COST = {(r["setting"], r["kind"]): r["unit_cost"] for r in unit_costs().to_pylis
 
 
 def _activity(
-    source: Callable[[Rows], Path], tmp_path: Path, tables: Rows, engine: str = "duckdb", **params: object
+    source: Callable[[Rows], Path], tmp_path: Path, tables: Rows, engine: str = "duckdb", unit_costs: Path | None = None
 ) -> dict[str, dict[str, object]]:
     store = store_path(tmp_path, engine)
     ingest(source(tables), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "activity")]
-    run(store, engine=engine, as_of=(AS_OF,), stages=stages, params=params)
+    stages = [s for name, s in by_name().items() if name in ("population", "activity")]
+    run(store, engine=engine, as_of=(AS_OF,), stages=stages, options=RunOptions(unit_costs=unit_costs))
     names = dict(zip(KeyedHash(KEY)([ALICE, BOB, CAROL]), ["alice", "bob", "carol"], strict=True))
     frame = read_table(store, "activity", engine).with_columns(pl.col("person_id").replace_strict(names))
     return {row["person_id"]: row for row in frame.to_dicts()}
@@ -151,7 +153,7 @@ def test_own_unit_costs_replace_the_defaults(source: Callable[[Rows], Path], tmp
     costs = tmp_path / "costs.csv"
     costs.write_text("setting,kind,cost_gbp\nae,any,99.5\n", encoding="utf-8")
     tables: Rows = {"person": [person(ALICE)], "ae_attendance": [ae(ALICE, "A1", "2024-01-01")]}
-    assert _activity(source, tmp_path, tables, unit_costs=str(costs))["alice"]["cost_ae"] == pytest.approx(99.5)
+    assert _activity(source, tmp_path, tables, unit_costs=costs)["alice"]["cost_ae"] == pytest.approx(99.5)
 
 
 @pytest.mark.parametrize(

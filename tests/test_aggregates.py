@@ -17,7 +17,7 @@ import pytest
 
 from openphm.analytics import AGG_TABLES
 from openphm.analytics.aggregates import COUNTS, breakdowns
-from openphm.analytics.stage import OUTPUTS, analytics
+from openphm.analytics.stage import analytics
 from openphm.engine import building
 from openphm.pipeline import RunContext
 from tests.conftest import ENGINES, store_path
@@ -142,7 +142,7 @@ def run_stage(tmp_path: Path, engine: str, absent: tuple[str, ...] = ()) -> dict
         tables: Mapping[str, nw.LazyFrame | None] = {
             name: None if name in absent else eng.frame(table) for name, table in data.items()
         }
-        context = RunContext(AS_OF, "planning", "test", eng, {})
+        context = RunContext(AS_OF, "planning", "test", eng)
         out = analytics(tables, context)
         frames = {name: nw.to_native(frame.collect(backend="polars")) for name, frame in out.items()}
     return {name: f.sort(f.columns, nulls_last=True) for name, f in frames.items()}
@@ -263,7 +263,7 @@ def test_absent_inputs_give_nulls_and_empty_tables_never_zeros(tmp_path: Path) -
             assert out[name].height == 0, name
     facts = out["analytics_facts"]
     assert sorted(facts["item"]) == sorted(f"input:{t}" for t in absent)
-    assert set(OUTPUTS) <= set(out)
+    assert set(AGG_TABLES) <= set(out)
 
 
 def test_every_column_of_every_table_is_documented(duckdb_out: dict[str, pl.DataFrame]) -> None:

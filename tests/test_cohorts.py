@@ -22,7 +22,9 @@ from openphm.cohorts.stage import run_cohorts
 from openphm.engine import building
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -76,7 +78,7 @@ def pipeline(
     engine: str = "duckdb",
     extra: Mapping[str, pa.Table] | None = None,
     as_of: tuple[date, ...] = AS_OF,
-    params: Mapping[str, object] | None = None,
+    options: RunOptions | None = None,
 ) -> Path:
     """Ingest ``tables``, write the hand-made ``extra`` tables, run the stages cohorts need; the store."""
     store = store_path(tmp_path, engine)
@@ -85,8 +87,8 @@ def pipeline(
         with building(store, engine, start_from_existing=True) as eng:
             for name, table in extra.items():
                 eng.write(name, eng.frame(table))
-    stages = [s for name, s in registered_stages().items() if name in STAGES]
-    run(store, engine=engine, as_of=as_of, stages=stages, params=dict(params or {}))
+    stages = [s for name, s in by_name().items() if name in STAGES]
+    run(store, engine=engine, as_of=as_of, stages=stages, options=options)
     return store
 
 
@@ -305,7 +307,7 @@ def test_every_as_of_by_default_or_only_the_latest(source: Callable[[Rows], Path
     store = pipeline(source, tmp_path, tables, as_of=dates)
     frame = read_table(store, "cohort_attrition").filter(cohort="raised_bp_no_hypertension", step=2)
     assert dict(frame.select("as_of", "people").rows()) == {dates[0]: 0, dates[1]: 2}  # second readings: June 2023
-    store = pipeline(source, tmp_path / "latest", tables, as_of=dates, params={"cohort_as_of": "latest"})
+    store = pipeline(source, tmp_path / "latest", tables, as_of=dates, options=RunOptions(cohort_as_of="latest"))
     assert set(read_table(store, "cohort_attrition")["as_of"]) == {dates[1]}
     assert set(read_table(store, "cohort_member")["as_of"]) == {dates[1]}
 
@@ -366,7 +368,7 @@ exclude:
         "activity": upstream({"who": who, "ae_attendances_24m": [2, 2, 2, 2, 2, 2]}),
         "segment": upstream({"who": who, "segment": ["acutely_ill", "acutely_ill", "healthy", *["acutely_ill"] * 3]}),
     }
-    store = pipeline(source, tmp_path, tables, engine=engine, extra=extra, params={"cohorts": str(folder)})
+    store = pipeline(source, tmp_path, tables, engine=engine, extra=extra, options=RunOptions(cohorts=folder))
     assert set(read_table(store, "cohort_member", engine)["cohort"]) == {"mine"}
     assert members(store, "mine", engine) == {"a": "women; deprived; our_practices; moderate_risk; frequent_24m"}
     assert [row[3] for row in attrition(store, "mine", engine)] == [6, 5, 4, 3, 3, 3, 2, 1]

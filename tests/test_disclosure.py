@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from openphm.analytics.disclosure import POLICIES, Protected, protect, suppress
+from openphm.disclosure import POLICIES, Protected, protect, suppress
 
 counts = st.one_of(st.integers(0, 12), st.integers(0, 2000))
 tables = st.tuples(st.integers(1, 6), st.integers(1, 6)).flatmap(lambda shape: arrays(np.int64, shape, elements=counts))

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openphm.analytics.aggregates import COSTS, COUNTS, DIMENSIONS, FLAG_COUNTS, breakdown_name, population_aggregates
-from openphm.analytics.disclosure import POLICIES
 from openphm.analytics.published import _ancestry, protect_tables
+from openphm.disclosure import POLICIES
 from tests.test_aggregates import run_stage
 
 AS_OF = date(2025, 3, 31)

@@ -31,6 +31,12 @@ def test_cli_page_is_up_to_date() -> None:
     )
 
 
+def test_tables_page_is_generated_from_the_declared_tables() -> None:
+    page = _generator().tables_page()
+    assert (ROOT / "docs" / "tables.md").read_text(encoding="utf-8") == page, "run: python scripts/generate_docs.py"
+    assert "| `qrisk3` | number | QRISK3 10-year cardiovascular risk (%), null when not eligible |" in page
+
+
 def test_conditions_page_is_generated_from_the_manifests() -> None:
     from openphm.codes.docs import render as render_conditions
 

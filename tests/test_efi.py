@@ -16,8 +16,9 @@ import pytest
 from openphm.content import content_path
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
 from openphm.risk.efi import spec
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -74,7 +75,7 @@ def risk_table(
     store = store_path(tmp_path, engine)
     ingest(source(tables), store, key=KEY, engine=engine, extract_date=EXTRACT)
     wanted = ("population", "register", "risk", *(("measures",) if measures else ()))
-    stages = [s for name, s in registered_stages().items() if name in wanted]
+    stages = [s for name, s in by_name().items() if name in wanted]
     run(store, engine=engine, as_of=(AS_OF,), stages=stages)
     pseudonyms = dict(zip(KeyedHash(KEY)(list(names)), names.values(), strict=True))
     frame = read_table(store, "risk", engine)

@@ -16,7 +16,8 @@ import polars as pl
 import pytest
 
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import by_name
 from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS
 from tests.conftest import ENGINES, EXTRACT, KEY, read_table, store_path
 from tests.test_cohorts import NHS, WHO, people
@@ -59,7 +60,7 @@ def test_2a_counts_2c_and_13_do_not(source: Callable[[Rows], Path], tmp_path: Pa
     store = store_path(tmp_path, engine)
     ingest(source(_tables()), store, key=KEY, engine=engine, extract_date=EXTRACT)
     wanted = ("population", "register", "measures", "activity", "cohort")
-    run(store, engine=engine, as_of=(AS_OF,), stages=[s for n, s in registered_stages().items() if n in wanted])
+    run(store, engine=engine, as_of=(AS_OF,), stages=[s for n, s in by_name().items() if n in wanted])
 
     activity = read_table(store, "activity", engine).with_columns(pl.col("person_id").replace_strict(WHO))
     rows = {r["person_id"]: r for r in activity.to_dicts()}

@@ -13,7 +13,9 @@ import pytest
 
 from openphm.engine import open_store
 from openphm.ingest import ingest
+from openphm.options import RunOptions
 from openphm.pipeline import run
+from openphm.stages import STAGES
 from tests.conftest import EXTRACT, KEY, read_table, store_path
 
 
@@ -43,7 +45,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, pl.D
             tmp = tmp_path_factory.mktemp(engine)
             store = store_path(tmp, engine)
             ingest(Path(fixture), store, key=KEY, engine=engine, extract_date=EXTRACT)
-            run(store, engine=engine)
+            run(store, stages=STAGES, engine=engine)
             out[engine] = _tables(store, engine)
     return out
 
@@ -73,7 +75,7 @@ def test_a_run_in_person_slices_gives_the_same_tables(
     store = store_path(tmp_path, engine)
     with as_file(content_path("fixtures", "demo")) as fixture:
         ingest(Path(fixture), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    run(store, engine=engine, people_per_slice=SLICE)
+    run(store, stages=STAGES, engine=engine, options=RunOptions(people_per_slice=SLICE))
     sliced = _tables(store, engine)
     _assert_same(stores[engine], sliced)
     log = read_table(store, "run_log", engine).filter(pl.col("item") == "people_per_slice")
@@ -95,5 +97,7 @@ def test_spark_agrees(stores: dict[str, dict[str, pl.DataFrame]], tmp_path: Path
     store = store_path(tmp_path, "spark")
     with as_file(content_path("fixtures", "demo")) as fixture:
         ingest(Path(fixture), store, key=KEY, engine="spark", extract_date=EXTRACT)
-    run(store, engine="spark", people_per_slice=SLICE)  # in slices, which must not change a table either
+    run(
+        store, stages=STAGES, engine="spark", options=RunOptions(people_per_slice=SLICE)
+    )  # in slices, which must not change a table either
     _assert_same(stores["duckdb"], _tables(store, "spark"))

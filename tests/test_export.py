@@ -15,7 +15,8 @@ from openphm.analytics.published import published_tables
 from openphm.cli import app
 from openphm.ingest import ingest
 from openphm.ingest.policy import load_policy
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, write_source
 
 Rows = dict[str, list[dict[str, object]]]
@@ -77,7 +78,7 @@ def _store(folder: Path, purpose: str, checked_on: str | None = None) -> Path:
         purpose=purpose,
         extract_date=EXTRACT,
     )
-    stages = [s for name, s in registered_stages().items() if name in ("population", "analytics")]
+    stages = [s for name, s in by_name().items() if name in ("population", "analytics")]
     run(store, stages=stages)
     return store
 

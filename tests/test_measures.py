@@ -12,7 +12,9 @@ import pytest
 
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 from tests.test_register import CODELISTS, gp
 
@@ -74,8 +76,8 @@ def measured(
         engine=engine,
         extract_date=EXTRACT,
     )
-    stages = [s for name, s in registered_stages().items() if name in ("population", "measures")]
-    run(store, engine=engine, as_of=AS_OF, stages=stages, params={"codelists": str(CODELISTS)})
+    stages = [s for name, s in by_name().items() if name in ("population", "measures")]
+    run(store, engine=engine, as_of=AS_OF, stages=stages, options=RunOptions(codelists=CODELISTS))
     ids = dict(zip(KeyedHash(KEY)([ALICE, BOB]), ["alice", "bob"], strict=True))
     frame = read_table(store, "measure", engine).with_columns(pl.col("person_id").replace_strict(ids))
     return frame.sort("person_id", "as_of"), store

@@ -19,10 +19,11 @@ import pytest
 
 from openphm.engine import open_store
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
 from openphm.risk.model import card
 from openphm.risk.model.features import Term, complete_years, design, load_spec, raw_features, sample
 from openphm.risk.model.train import Model, ModelError, Training, choose_years, load, train
+from openphm.stages import by_name
 from tests.conftest import ENGINES, EXTRACT, KEY, store_path, write_source
 
 AS_OF = (date(2022, 3, 31), date(2023, 3, 31), date(2024, 3, 31), date(2025, 3, 31))
@@ -88,7 +89,7 @@ def build_store(folder: Path, engine: str, people: int = 600) -> Path:
     ingest(
         write_source(folder / "source", simulated_tables(people)), store, key=KEY, engine=engine, extract_date=EXTRACT
     )
-    stages = [s for name, s in registered_stages().items() if name in STAGES]
+    stages = [s for name, s in by_name().items() if name in STAGES]
     run(store, engine=engine, as_of=AS_OF, stages=stages)
     return store
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import ALICE, EXTRACT, KEY, person, read_table, write_source
 from tests.test_cli import _one_line_error, phm
 from tests.test_model import build_store
@@ -51,7 +52,7 @@ def test_train_into_a_chosen_folder_on_polars(tmp_path: Path) -> None:
 def test_store_without_activity_is_refused_in_one_line(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     ingest(write_source(tmp_path / "src", {"person": [person(ALICE)]}), store, key=KEY, extract_date=EXTRACT)
-    run(store, stages=[registered_stages()["population"]])
+    run(store, stages=[by_name()["population"]])
     line = _one_line_error(phm("risk", "train", "--store", str(store)))
     assert "'activity'" in line and "phm run" in line
 
@@ -59,7 +60,7 @@ def test_store_without_activity_is_refused_in_one_line(tmp_path: Path) -> None:
 def test_one_complete_year_is_not_enough_to_validate(built: Path, tmp_path: Path) -> None:
     store = tmp_path / "store.duckdb"
     shutil.copy2(built, store)
-    stages = [s for n, s in registered_stages().items() if n in ("population", "register", "activity")]
+    stages = [s for n, s in by_name().items() if n in ("population", "register", "activity")]
     run(store, as_of=(date(2024, 3, 31), date(2025, 3, 31)), stages=stages)
     line = _one_line_error(phm("risk", "train", "--store", str(store)))
     assert "two as_of dates" in line and "found 1" in line

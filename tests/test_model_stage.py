@@ -15,10 +15,12 @@ from openphm.engine import open_store
 from openphm.errors import StoreError
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import run
 from openphm.risk.model.features import with_outcome
 from openphm.risk.model.publish import train_store
 from openphm.risk.model.train import train
+from openphm.stages import by_name
 from tests.conftest import ALICE, BOB, CAROL, DAVE, EXTRACT, KEY, person, read_table, store_path
 from tests.test_model import ADMISSION_RISK, AS_OF, STAGES, build_store
 
@@ -27,7 +29,7 @@ CONDITIONS = [d.id for d in load_definitions().values() if d.kind == "condition"
 
 
 def _stages(*names: str) -> list:
-    return [s for name, s in registered_stages().items() if name in (names or STAGES)]
+    return [s for name, s in by_name().items() if name in (names or STAGES)]
 
 
 def _model_table(store: Path, engine: str) -> pl.DataFrame:
@@ -76,7 +78,7 @@ def test_a_trained_model_in_the_store_or_a_file_is_applied(built: Path, tmp_path
     assert applied["model_source"].unique().to_list() == ["store table admission_model"]
     assert read_table(store, "admission_risk")["model_version"].unique().to_list() == [published.model_version]
     assert read_table(store, "admission_model")["model_version"].unique().to_list() == [published.model_version]
-    run(store, as_of=AS_OF, stages=_stages(*ADMISSION_RISK), params={"admission_model": str(published.files.model)})
+    run(store, as_of=AS_OF, stages=_stages(*ADMISSION_RISK), options=RunOptions(admission_model=published.files.model))
     assert _model_table(store, "duckdb")["model_source"].unique().to_list() == [f"file {published.files.model.name}"]
 
 
@@ -91,7 +93,7 @@ def test_a_model_needing_an_absent_table_is_refused(built: Path, tmp_path: Path)
             store,
             as_of=AS_OF,
             stages=_stages("population", *ADMISSION_RISK),
-            params={"admission_model": str(published.files.model)},
+            options=RunOptions(admission_model=published.files.model),
         )
 
 
@@ -155,7 +157,7 @@ def test_outcome_is_an_emergency_admission_in_the_365_days_after_as_of(tmp_path:
 
 
 def test_the_stages_choose_the_model_once_score_in_slices_and_rank_everyone() -> None:
-    stages = registered_stages()
+    stages = by_name()
     model, score, rank = (stages[name] for name in ADMISSION_RISK)
     assert model.inputs == ("population",) and not model.per_person
     assert {"register", "activity", "risk", "apc_episode", "admission_model"} <= set(model.optional_inputs)

@@ -11,6 +11,7 @@ import polars as pl
 from openphm.engine import open_store
 from openphm.ingest import ingest
 from openphm.pipeline import run
+from openphm.stages import STAGES
 from tests.conftest import EXTRACT, KEY, read_table, store_path
 
 TEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{10}(?![0-9])")
@@ -27,7 +28,7 @@ def test_scanner_finds_numbers_with_and_without_spaces() -> None:
 def test_store_holds_no_nhs_number_in_any_string_column(demo_source: Path, tmp_path: Path) -> None:
     store = store_path(tmp_path, "duckdb")
     ingest(demo_source, store, key=KEY, extract_date=EXTRACT)
-    run(store)
+    run(store, stages=STAGES)
     source_numbers = {
         n.replace(" ", "") for n in pl.read_csv(demo_source / "person.csv", infer_schema=False)["nhs_number"] if n
     }

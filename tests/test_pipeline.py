@@ -11,7 +11,10 @@ import pytest
 
 from openphm.errors import PipelineError, StoreError
 from openphm.ingest import ingest
-from openphm.pipeline import Stage, order_stages, registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import Stage, order_stages, run
+from openphm.pipeline.schema import Table, columns
+from openphm.stages import STAGES, by_name
 from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -22,7 +25,12 @@ def _noop(tables: object, context: object) -> dict[str, nw.LazyFrame]:
 
 
 def _stage(name: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> Stage:
-    return Stage(name, inputs, outputs, _noop)
+    return Stage(name, inputs, tuple(Table(t, "test row", ()) for t in outputs), _noop)
+
+
+def _people(name: str) -> Table:
+    """A declared table of (person_id, as_of), for the stages made up by these tests."""
+    return Table(name, "person x as_of", columns(("person_id", nw.String, "person"), ("as_of", nw.Date, "date")))
 
 
 def test_stages_run_after_the_stages_that_feed_them() -> None:
@@ -57,7 +65,7 @@ def test_runner_writes_outputs_and_logs_time_and_rows(source: Callable[[Rows], P
     store = store_path(tmp_path, "duckdb")
     people = [person(ALICE), person(BOB, date_of_birth="2015-01-01")]
     ingest(source({"person": people}), store, key=KEY, extract_date=EXTRACT)
-    stages = [registered_stages()["population"], Stage("adults", ("population",), ("adults",), _counting)]
+    stages = [by_name()["population"], Stage("adults", ("population",), (_people("adults"),), _counting)]
     result = run(store, as_of=(date(2024, 3, 31),), stages=stages)
 
     assert [s.name for s in result.stages] == ["population", "adults"]
@@ -81,7 +89,7 @@ def test_default_as_of_is_each_financial_year_end_of_the_activity(
         key=KEY,
         extract_date=EXTRACT,
     )
-    result = run(store)
+    result = run(store, stages=STAGES)
     assert result.as_of == tuple(date(y, 3, 31) for y in (2022, 2023, 2024, 2025))
 
 
@@ -131,9 +139,14 @@ def test_a_sliced_stage_sums_its_counted_facts_and_keeps_one_copy_of_the_same_fa
     people = [person(ALICE), person(BOB)]
     ingest(source({"person": people}), store, key=KEY, extract_date=EXTRACT)
     noted = Stage(
-        "noted", ("population",), ("noted",), _facts, facts=("facts",), per_person=True, same_facts=same_facts
+        "noted", ("population",), (_people("noted"),), _facts, facts=("facts",), per_person=True, same_facts=same_facts
     )
-    run(store, as_of=(date(2024, 3, 31),), stages=[registered_stages()["population"], noted], people_per_slice=1)
+    run(
+        store,
+        as_of=(date(2024, 3, 31),),
+        stages=[by_name()["population"], noted],
+        options=RunOptions(people_per_slice=1),
+    )
     log = read_table(store, "run_log").filter(command="run", step="stage")
     rows = {(r["item"], r["metric"]): r["value"] for r in log.iter_rows(named=True)}
     assert read_table(store, "noted").height == 2  # two slices of one person, appended

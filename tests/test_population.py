@@ -10,7 +10,8 @@ import pytest
 
 from openphm.ingest import ingest
 from openphm.pipeline import run
-from openphm.population import age_band
+from openphm.population.stage import age_band
+from openphm.stages import STAGES
 from tests.conftest import ALICE, BOB, CAROL, DAVE, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -34,7 +35,7 @@ def test_population_rows(source: Callable[[Rows], Path], tmp_path: Path, engine:
     ]
     store = store_path(tmp_path, engine)
     ingest(source({"person": people}), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    run(store, engine=engine, as_of=AS_OF)
+    run(store, stages=STAGES, engine=engine, as_of=AS_OF)
     rows = read_table(store, "population", engine).sort("as_of", "age")
     got = rows.select("as_of", "age", "age_band", "ethnic_group", "alive", "registered", "in_population").rows()
     assert got == [

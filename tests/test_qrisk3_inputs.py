@@ -13,9 +13,11 @@ import pytest
 from openphm.engine import open_store
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import RunContext, registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import RunContext, run
 from openphm.risk.qrisk3 import FLAGS, qrisk3_score
 from openphm.risk.qrisk3_inputs import OUTPUT, qrisk3_inputs
+from openphm.stages import by_name
 from tests.conftest import ALICE, BOB, CAROL, DAVE, ENGINES, EXTRACT, KEY, person, store_path
 from tests.test_register import gp
 
@@ -84,15 +86,15 @@ TABLES: Rows = {
 
 
 def _inputs(
-    source: Callable[[Rows], Path], tmp_path: Path, engine: str, params: dict[str, object] | None = None
+    source: Callable[[Rows], Path], tmp_path: Path, engine: str, options: RunOptions | None = None
 ) -> pl.DataFrame:
     store = store_path(tmp_path, engine)
     ingest(source(TABLES), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "register", "measures")]
+    stages = [s for name, s in by_name().items() if name in ("population", "register", "measures")]
     run(store, engine=engine, as_of=(AS_OF,), stages=stages)
     eng = open_store(store, engine)
     try:
-        context = RunContext((AS_OF,), "planning", "test", eng, params or {})
+        context = RunContext((AS_OF,), "planning", "test", eng, options or RunOptions())
         tables = {t: eng.table(t) if eng.has_table(t) else None for t in READ}
         scored = qrisk3_score(qrisk3_inputs(tables, context))
         frame = nw.to_native(scored.collect(backend="polars"))
@@ -158,7 +160,7 @@ def test_townsend_from_a_supplied_table(source: Callable[[Rows], Path], tmp_path
     """With a Townsend score per LSOA, town is filled and no longer flagged; an LSOA not listed stays empty."""
     table = tmp_path / "townsend.csv"
     table.write_text("lsoa_code,townsend\nE01000001,3.25\n", encoding="utf-8")
-    frame = _inputs(source, tmp_path, "duckdb", {"townsend": str(table)})
+    frame = _inputs(source, tmp_path, "duckdb", RunOptions(townsend=table))
     alice = _row(frame, "alice")
     assert alice["town"] == pytest.approx(3.25) and not alice["qrisk3_town_imputed"]
     without = _inputs(source, tmp_path / "again", "duckdb")
@@ -169,11 +171,11 @@ def test_a_store_with_people_only(source: Callable[[Rows], Path], tmp_path: Path
     """No events, medicines or measurements at all: everyone aged 25-84 is scored on substitutes, all flagged."""
     store = store_path(tmp_path, "duckdb")
     ingest(source({"person": TABLES["person"]}), store, key=KEY, engine="duckdb", extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "register", "measures")]
+    stages = [s for name, s in by_name().items() if name in ("population", "register", "measures")]
     run(store, engine="duckdb", as_of=(AS_OF,), stages=stages)
     eng = open_store(store, "duckdb")
     try:
-        context = RunContext((AS_OF,), "planning", "test", eng, {})
+        context = RunContext((AS_OF,), "planning", "test", eng)
         tables = {t: eng.table(t) if eng.has_table(t) else None for t in READ}
         frame = nw.to_native(qrisk3_score(qrisk3_inputs(tables, context)).collect(backend="polars"))
     finally:

@@ -20,9 +20,11 @@ from typer.testing import CliRunner
 from openphm.cli import app
 from openphm.errors import InputError
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import run
 from openphm.quality import HISTORY, TABLE, load_settings
 from openphm.quality.history import changes, quality_view
+from openphm.stages import by_name
 from openphm.synth import generate
 from tests.conftest import ALICE, BOB, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
@@ -197,7 +199,7 @@ def test_thresholds_from_a_replaced_settings_file_take_effect(stores: dict[str, 
         "     date: arrival_date, period: month, window: 48, neighbours: 3, warn: 0.0, fail: 0.999}\n",
         encoding="utf-8",
     )
-    run(store, stages=[registered_stages()["data_quality"]], params={"quality_settings": str(settings)})
+    run(store, stages=[by_name()["data_quality"]], options=RunOptions(quality_settings=settings))
     rows = _rows(store, "duckdb")
     assert set(rows["check_id"]) == {"ethnicity_lenient", "ae_volume_strict"}
     assert _one(rows, "ethnicity_lenient", "practice", BLANKED_PRACTICE)["status"] == "warn"  # 0.3-0.45: not > 0.6
@@ -242,7 +244,7 @@ def test_spark_gives_the_same_table(sources: tuple[Path, Path, date], stores: di
 
 
 def test_the_report_section_publishes_record_counts_under_the_disclosure_rule(stores: dict[str, Path]) -> None:
-    from openphm.analytics.disclosure import POLICIES
+    from openphm.disclosure import POLICIES
     from openphm.engine import open_store
     from openphm.report.build import quality_rows
 

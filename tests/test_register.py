@@ -12,7 +12,9 @@ import pytest
 from openphm.codes import CODED_COLUMNS, SYSTEMS, Codelist, CodeSystemError, load_definitions
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import ALICE, BOB, CAROL, DAVE, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -37,8 +39,8 @@ def episode(nhs: str, episode_id: str, admitted: str, discharged: str, method: s
 def _register(source: Callable[[Rows], Path], tmp_path: Path, tables: Rows, engine: str = "duckdb") -> pl.DataFrame:
     store = store_path(tmp_path, engine)
     ingest(source(tables), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "register")]
-    run(store, engine=engine, as_of=AS_OF, stages=stages, params={"codelists": str(CODELISTS)})
+    stages = [s for name, s in by_name().items() if name in ("population", "register")]
+    run(store, engine=engine, as_of=AS_OF, stages=stages, options=RunOptions(codelists=CODELISTS))
     ids = dict(zip(KeyedHash(KEY)([ALICE, BOB, CAROL, DAVE]), ["alice", "bob", "carol", "dave"], strict=True))
     frame = read_table(store, "register", engine)
     return frame.with_columns(pl.col("person_id").replace_strict(ids)).sort("person_id", "definition", "as_of")

@@ -15,8 +15,9 @@ import pytest
 from openphm.codes import Definition, load_definitions
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
 from openphm.registers.register import REGISTER_KINDS
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -107,7 +108,7 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Crafted, pl.DataF
     folder = write_source(tmp / "source", {k: v for k, v in c.tables.items() if v})
     store = store_path(tmp, "duckdb")
     ingest(folder, store, key=KEY, extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "register")]
+    stages = [s for name, s in by_name().items() if name in ("population", "register")]
     run(store, as_of=(AS_OF,), stages=stages)
     return c, read_table(store, "register")
 

@@ -15,16 +15,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from openphm.analytics.disclosure import POLICIES
 from openphm.charts import VENDOR_SCRIPTS, vendor_script
 from openphm.cli import app
 from openphm.content import content_path
+from openphm.disclosure import POLICIES
 from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.report import write_report
 from openphm.report.charts import Chart
 from openphm.report.check import DisclosureError, check_disclosed
 from openphm.report.model import Area, Methods, Report
+from openphm.stages import STAGES
 from tests.conftest import EXTRACT, KEY, store_path
 from tests.test_report_support import chart_marks, chart_svg, opened
 
@@ -76,7 +77,7 @@ def _store(tmp: Path, engine: str) -> Path:
     if not source.exists():
         scaled_fixture(source, COPIES)
     ingest(source, store, key=KEY, engine=engine, extract_date=EXTRACT)
-    run(store, engine=engine)
+    run(store, stages=STAGES, engine=engine)
     return store
 
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from openphm.analytics.disclosure import POLICIES
+from openphm.disclosure import POLICIES
 from openphm.report.data import (
     Context,
     cost_per_head,

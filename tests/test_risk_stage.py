@@ -12,7 +12,8 @@ from polars.testing import assert_frame_equal
 
 from openphm.content import content_path
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import ENGINES, EXTRACT, KEY, person, read_table, store_path
 from tests.test_efi import Rows, nhs, risk_table
 
@@ -78,7 +79,7 @@ def _demo(engine: str, tmp_path: Path) -> pl.DataFrame:
     store = store_path(tmp_path, engine)
     with as_file(content_path("fixtures", "demo")) as fixture:
         ingest(Path(fixture), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "register", "measures", "risk")]
+    stages = [s for name, s in by_name().items() if name in ("population", "register", "measures", "risk")]
     run(store, engine=engine, stages=stages)
     risk = read_table(store, "risk", engine)
     population = read_table(store, "population", engine)

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from openphm.cli import app
 from openphm.ingest import ingest
 from openphm.outputs.safe import TRIGGERS, neutralise_table
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import by_name
 from tests.conftest import EXTRACT, KEY, person, write_source
 from tests.test_export import nhs_number
 
@@ -68,7 +69,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("hostile")
     store = folder / "store.duckdb"
     ingest(_source(folder / "source"), store, key=KEY, extract_date=EXTRACT)
-    run(store, stages=[s for n, s in registered_stages().items() if n in ("population", "analytics")])
+    run(store, stages=[s for n, s in by_name().items() if n in ("population", "analytics")])
     return store
 
 

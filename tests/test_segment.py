@@ -14,6 +14,7 @@ import yaml
 from openphm.api import table_counts
 from openphm.codes import load_definitions
 from openphm.content import content_path
+from openphm.options import RunOptions
 from openphm.segments.assign import catalogue, wide_frame
 from openphm.segments.rules import SegmentRulesError, load_rules, parse
 from tests.conftest import read_table, store_path
@@ -267,7 +268,7 @@ def test_a_users_rules_file_changes_precedence_and_thresholds(tmp_path: Path) ->
         "toddler": Crafted(born="2023-09-01"),
     }
     store = store_path(tmp_path, "polars")
-    ids = build(tmp_path / "source", store, "polars", people, params={"segment_rules": str(rules)})
+    ids = build(tmp_path / "source", store, "polars", people, options=RunOptions(segment_rules=rules))
     frame = read_table(store, "segment", "polars").filter(as_of=LAST)
     segment_of = dict(zip(frame["person_id"], frame["segment"], strict=True))
     assert segment_of[ids["ld_asthma"]] == "long_term_conditions"
@@ -281,7 +282,7 @@ def test_a_bad_rules_file_stops_the_run_before_writing(tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump(document), encoding="utf-8")
     store = store_path(tmp_path, "duckdb")
     with pytest.raises(SegmentRulesError, match=r"need_tiers\[0\]\.tier"):
-        build(tmp_path / "source", store, "duckdb", {"x": Crafted()}, params={"segment_rules": str(rules)})
+        build(tmp_path / "source", store, "duckdb", {"x": Crafted()}, options=RunOptions(segment_rules=rules))
     assert "population" not in table_counts(store)  # the failed run published nothing
 
 

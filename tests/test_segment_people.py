@@ -17,7 +17,11 @@ import pyarrow as pa
 
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from openphm.pipeline import RunContext, Stage, registered_stages, run
+from openphm.options import RunOptions
+from openphm.pipeline import RunContext, Stage, run
+from openphm.pipeline.schema import Table
+from openphm.stages import by_name
+from openphm.tables import DECLARED
 from tests.conftest import EXTRACT, KEY, person, write_source
 
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31), date(2025, 3, 31))
@@ -207,7 +211,9 @@ def crafted_stage(table: str, values: Mapping[str, Mapping[str, object]], defaul
         )
         return {table: frame}
 
-    return Stage(f"crafted_{table}", ("population",), (table,), compute)
+    crafted = ("person_id", "as_of", *defaults)
+    declared = Table(table, "person x as_of", tuple(c for c in DECLARED[table].columns if c.name in crafted))
+    return Stage(f"crafted_{table}", ("population",), (declared,), compute)
 
 
 def source_tables(people: Mapping[str, Crafted], nhs: Mapping[str, str]) -> dict[str, list[dict[str, object]]]:
@@ -267,7 +273,7 @@ def build(
     engine: str,
     people: Mapping[str, Crafted] = PEOPLE,
     *,
-    params: Mapping[str, object] | None = None,
+    options: RunOptions | None = None,
     upstream: bool = False,
 ) -> dict[str, str]:
     """Ingest ``people`` and run the pipeline up to segments; returns name -> person_id.
@@ -281,11 +287,11 @@ def build(
     wanted = {"population", "register", "measures", "segment", "segment_transition"}
     if upstream:
         wanted |= {"risk", "activity"}
-    stages = [s for name, s in registered_stages().items() if name in wanted]
+    stages = [s for name, s in by_name().items() if name in wanted]
     if not upstream:
         stages += [
             crafted_stage("risk", {ids[n]: p.risk for n, p in people.items()}, RISK_DEFAULTS),
             crafted_stage("activity", {ids[n]: p.activity for n, p in people.items()}, ACTIVITY_DEFAULTS),
         ]
-    run(store, engine=engine, as_of=AS_OF, stages=stages, params=params)
+    run(store, engine=engine, as_of=AS_OF, stages=stages, options=options)
     return ids

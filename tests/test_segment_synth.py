@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import by_name
 from openphm.synth import generate
 from tests.conftest import KEY, read_table, store_path
 from tests.test_segment_transition import assert_flows_add_up
@@ -22,7 +23,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = generate(tmp / "source", people=2000, seed=7)
     store = store_path(tmp, "duckdb")
     ingest(tmp / "source", store, key=KEY, extract_date=made.extract_date)
-    run(store, stages=[s for name, s in registered_stages().items() if name in STAGES])
+    run(store, stages=[s for name, s in by_name().items() if name in STAGES])
     return store
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from openphm.content import content_path
 from openphm.ingest import ingest
-from openphm.pipeline import registered_stages, run
+from openphm.pipeline import run
+from openphm.stages import STAGES, by_name
 from tests.conftest import EXTRACT, KEY, read_table, store_path
 from tests.test_segment_people import AS_OF, Crafted, build
 
@@ -56,7 +57,7 @@ def test_transitions_with_deaths_departures_and_births(tmp_path: Path) -> None:
 def test_one_as_of_has_no_transitions(tmp_path: Path) -> None:
     store = store_path(tmp_path, "duckdb")
     build(tmp_path / "source", store, "duckdb", {"a": Crafted()})
-    stages = [s for n, s in registered_stages().items() if n in ("population", "segment_transition")]
+    stages = [s for n, s in by_name().items() if n in ("population", "segment_transition")]
     # Re-running only the transitions over the stored segments with a single date gives an empty table.
     run(store, as_of=(AS_OF[-1],), stages=stages)
     assert read_table(store, "segment_transition").height == 0
@@ -67,7 +68,7 @@ def test_flows_add_up_on_the_demo_fixture(tmp_path: Path, engine: str) -> None:
     store = store_path(tmp_path, engine)
     with as_file(content_path("fixtures", "demo")) as fixture:
         ingest(Path(fixture), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    result = run(store, engine=engine)
+    result = run(store, stages=STAGES, engine=engine)
     flows = read_table(store, "segment_transition", engine)
     assert_flows_add_up(flows, read_table(store, "population", engine), list(result.as_of))
     assert {"died", "joined"} <= set(flows["to_segment"]) | set(flows["from_segment"])

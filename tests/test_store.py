@@ -12,7 +12,9 @@ import pytest
 from openphm.engine import building, open_store
 from openphm.errors import InputError, StoreError
 from openphm.ingest import ingest
-from openphm.pipeline import Stage, registered_stages, run
+from openphm.pipeline import Stage, run
+from openphm.pipeline.schema import Table
+from openphm.stages import STAGES
 from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, store_path
 
 Rows = dict[str, list[dict[str, object]]]
@@ -34,10 +36,10 @@ def test_failing_stage_leaves_previous_store_unchanged(
 ) -> None:
     store = store_path(tmp_path, engine)
     ingest(source({"person": [person(ALICE), person(BOB)]}), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    run(store, engine=engine)  # a successful run first, so the store has stage outputs too
+    run(store, stages=STAGES, engine=engine)  # a successful run first, so the store has stage outputs too
     before = fingerprint(store)
 
-    stages = [*registered_stages().values(), Stage("boom", ("population",), ("never",), _boom)]
+    stages = [*STAGES, Stage("boom", ("population",), (Table("never", "never written", ()),), _boom)]
     with pytest.raises(RuntimeError, match="midway"):
         run(store, engine=engine, stages=stages)
     assert fingerprint(store) == before

@@ -10,17 +10,21 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-from openphm.analytics.disclosure import published_counts
+from openphm.disclosure import published_counts
 from openphm.engine import open_store
 from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
-from openphm.pipeline import RunResult, run
+from openphm.options import PEOPLE_PER_SLICE, CohortAsOf, RunOptions
+from openphm.pipeline import RunResult
+from openphm.pipeline import run as run_stages
 from openphm.quality.history import QualityView
 from openphm.quality.history import quality_view as quality
 from openphm.report import ReportResult, write_report
 from openphm.risk.scoring import SCORES, score_file
 from openphm.segments import explain
+from openphm.stages import STAGES
 from openphm.synth import SynthResult, generate
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "SCORES",
     "DemoResult",
     "QualityView",
+    "RunOptions",
     "Summary",
     "demo",
     "explain",
@@ -58,6 +63,40 @@ def table_counts(store: Path, engine: str = "duckdb") -> dict[str, int]:
         return {name: count(eng.table(name)) for name in eng.tables()}
     finally:
         eng.close()
+
+
+def run(
+    store: Path,
+    *,
+    engine: str = "duckdb",
+    as_of: tuple[date, ...] = (),
+    codelists: Path | None = None,
+    unit_costs: Path | None = None,
+    segment_rules: Path | None = None,
+    cohorts: Path | None = None,
+    townsend: Path | None = None,
+    admission_model: Path | None = None,
+    cohort_as_of: CohortAsOf = "all",
+    people_per_slice: int = PEOPLE_PER_SLICE,
+    quality_settings: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run every stage of :data:`openphm.stages.STAGES` on ``store`` and publish the new tables.
+
+    Each keyword after ``as_of`` is a field of :class:`RunOptions` (and a flag of ``phm run``) of the same name.
+    """
+    options = RunOptions(
+        codelists=codelists,
+        unit_costs=unit_costs,
+        segment_rules=segment_rules,
+        cohorts=cohorts,
+        townsend=townsend,
+        admission_model=admission_model,
+        cohort_as_of=cohort_as_of,
+        people_per_slice=people_per_slice,
+        quality_settings=quality_settings,
+    )
+    return run_stages(store, stages=STAGES, engine=engine, as_of=as_of, options=options, progress=progress)
 
 
 @dataclass

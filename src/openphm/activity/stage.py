@@ -24,9 +24,10 @@ import pyarrow as pa
 from openphm.content import content_path
 from openphm.engine import distinct
 from openphm.errors import InputError
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.pipeline.dates import day_number, days_between
-from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
+from openphm.tables import ACTIVITY
+from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
 SETTINGS = ("gp", "ae", "emergency", "elective", "other_admissions", "outpatient", "community", "mh", "social_care")
 COUNTS = {
@@ -240,7 +241,7 @@ def _window_sums(events: nw.LazyFrame, context: RunContext, costs: nw.LazyFrame)
         return nw.when(chosen).then(nw.col(value)).otherwise(nw.lit(0)).sum()
 
     return (
-        by_period.group_by("person_id", "as_of")
+        by_period.group_by(*PERSON_AS_OF)
         .agg(
             *[total("events", 12, s).alias(c) for s, c in COUNTS.items()],
             *[total("events", 24, s).alias(c) for s, c in COUNTS_24M.items()],
@@ -280,7 +281,7 @@ def _social_care(services: nw.LazyFrame, dates: nw.LazyFrame, costs: nw.LazyFram
             (nw.coalesce(nw.col("weekly_cost"), nw.col("unit_cost"), nw.lit(0.0)) * nw.col("weeks")).alias("cost")
         )
     )
-    return overlap.group_by("person_id", "as_of").agg(
+    return overlap.group_by(*PERSON_AS_OF).agg(
         nw.col("weeks").sum().alias("social_care_weeks"), nw.col("cost").sum().alias("cost_social_care")
     )
 
@@ -292,22 +293,20 @@ def _open_waiting_lists(waiting: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFr
             (nw.col("referral_date") <= nw.col("as_of"))
             & (nw.col("removal_date").is_null() | (nw.col("removal_date") > nw.col("as_of")))
         )
-        .group_by("person_id", "as_of")
+        .group_by(*PERSON_AS_OF)
         .agg(nw.len().alias("open_waiting_lists"))
     )
 
 
 def _costs_frame(context: RunContext) -> nw.LazyFrame:
-    path = context.params.get("unit_costs")
-    return context.engine.frame(unit_costs(Path(str(path)) if path else None))
+    return context.engine.frame(unit_costs(context.options.unit_costs))
 
 
-@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=("activity",), per_person=True)
+@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=(ACTIVITY,), per_person=True)
 def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Contacts, admissions, bed days and cost per setting over 12 months (and some over 24) per person and as_of."""
-    population = tables["population"]
-    assert population is not None
-    keys = ["person_id", "as_of"]
+    population = required(tables, "population")
+    keys = list(PERSON_AS_OF)
     dates = _dates(context)
     costs = _costs_frame(context)
     result = population.select(*keys)

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.engine import Engine, distinct
+from openphm.vocabulary import PERSON_AS_OF
 
 NATIONAL_CODE = "E92000001"
 NATIONAL_NAME = "England"
@@ -131,7 +132,7 @@ def people(residents: nw.LazyFrame, segment: nw.LazyFrame | None, activity: nw.L
         ]
         frame = frame.join(
             segment.select("person_id", "as_of", "segment", nw.col("need_tier").cast(nw.Int64), *flags),
-            on=["person_id", "as_of"],
+            on=list(PERSON_AS_OF),
             how="left",
         ).with_columns(nw.col("segment").fill_null("Unknown"))
     if activity is not None:
@@ -143,7 +144,7 @@ def people(residents: nw.LazyFrame, segment: nw.LazyFrame | None, activity: nw.L
                 nw.col(WEEKS).cast(nw.Float64),
                 *(nw.col(c).cast(nw.Float64) for c in COSTS),
             ),
-            on=["person_id", "as_of"],
+            on=list(PERSON_AS_OF),
             how="left",
         ).with_columns((nw.col("cost_total") * nw.col("cost_total")).alias(COST_SQUARED))
     return frame
@@ -262,7 +263,7 @@ def register_aggregates(
     """`agg_register`: people active on each register and the area's population, per level, area and as_of."""
     on_register = register.filter(nw.col("active")).select("person_id", "as_of", "definition")
     located = persons.select("person_id", "as_of", *CODE_COLUMNS.values())
-    joined = on_register.join(located, on=["person_id", "as_of"], how="inner")
+    joined = on_register.join(located, on=list(PERSON_AS_OF), how="inner")
     counts = _by_level(engine, joined, ("definition",), "people")
     denominators = _by_level(engine, located, (), "population")
     frame = counts.join(denominators, on=["level", "area_code", "as_of"], how="inner")
@@ -312,7 +313,7 @@ def cohort_aggregates(
     joined = (
         members.select("cohort", "person_id", "as_of")
         .pipe(distinct)
-        .join(persons.select("person_id", "as_of", *CODE_COLUMNS.values()), on=["person_id", "as_of"], how="inner")
+        .join(persons.select("person_id", "as_of", *CODE_COLUMNS.values()), on=list(PERSON_AS_OF), how="inner")
     )
     frame = _by_level(engine, joined, ("cohort",), "people")
     return _named(frame, names).select(*COHORT_SCHEMA.names)

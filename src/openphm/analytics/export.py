@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openphm import __version__
-from openphm.analytics.disclosure import POLICIES
 from openphm.analytics.published import PolicyError, published_tables
+from openphm.disclosure import POLICIES
 from openphm.engine import open_store
 from openphm.engine.store import process_alive
 from openphm.errors import OpenPHMError

@@ -18,6 +18,7 @@ from scipy import stats
 from openphm.analytics.aggregates import CODE_COLUMNS, COST_SQUARED, located
 from openphm.analytics.settings import Settings, esp2013
 from openphm.engine import Engine, distinct
+from openphm.vocabulary import PERSON_AS_OF
 
 Z95 = float(stats.norm.ppf(0.975))
 STANDARD_SEXES = ("F", "M")
@@ -173,7 +174,7 @@ def strata(
             register.filter(nw.col("active"))
             .select("person_id", "as_of", "definition")
             .join(conditions, on="definition", how="inner")
-            .join(persons.select("person_id", *keys), on=["person_id", "as_of"], how="inner")
+            .join(persons.select("person_id", *keys), on=list(PERSON_AS_OF), how="inner")
             .group_by(*keys, "definition")
             .agg(nw.len().cast(nw.Float64).alias("events"))
         )

@@ -1,7 +1,7 @@
 """The one way aggregates leave the store: every table through disclosure control, the same for every output.
 
 `published_tables` reads the `agg_*` tables (small: aggregates only) and protects every count under a policy
-with :func:`openphm.analytics.disclosure.suppress`. The same count often appears in several places - a segment's
+with :func:`openphm.disclosure.suppress`. The same count often appears in several places - a segment's
 people in `agg_population` and as the numerator of its prevalence in `agg_inequality`, a practice's cell inside
 its PCN's - so cells are identified by what they count (a key), shared between tables, and protected together:
 
@@ -42,7 +42,7 @@ from openphm.analytics.aggregates import (
     WEEKS,
     breakdown_name,
 )
-from openphm.analytics.disclosure import POLICIES, Policy, round_counts, suppress
+from openphm.disclosure import POLICIES, Policy, round_counts, suppress
 from openphm.engine import open_store
 from openphm.errors import OpenPHMError
 

@@ -12,23 +12,22 @@ from collections.abc import Mapping
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.analytics import AGG_TABLES, aggregates, forecast, inequalities, transitions
+from openphm.analytics import aggregates, forecast, inequalities, transitions
 from openphm.analytics.settings import load_settings
 from openphm.codes import REGISTER_KINDS
 from openphm.engine import Engine
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
+from openphm.tables import AGGREGATES
 
 OPTIONAL = ("practice", "segment", "activity", "register", "cohort_member")
-OUTPUTS = AGG_TABLES
 FACTS = "analytics_facts"
 
 
-@stage("analytics", inputs=("population",), optional_inputs=OPTIONAL, outputs=OUTPUTS, facts=(FACTS,))
+@stage("analytics", inputs=("population",), optional_inputs=OPTIONAL, outputs=AGGREGATES, facts=(FACTS,))
 def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Aggregates by geography and dimension, standardised rates and inequality indices, 5-year projections."""
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     engine = context.engine
     settings = load_settings()
     segment, activity, register = tables["segment"], tables["activity"], tables["register"]

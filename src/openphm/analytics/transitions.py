@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from openphm.analytics.aggregates import AREA, CODE_COLUMNS, LEVELS, NATIONAL_CODE, _named
 from openphm.engine import Engine
+from openphm.vocabulary import PERSON_AS_OF
 
 JOINED, DIED, LEFT = "joined", "died", "left"
 
@@ -58,7 +59,7 @@ def transition_cube(
     segments = segment.select("person_id", "as_of", nw.col("segment").cast(nw.String))
     codes = list(CODE_COLUMNS.values())
     located = population.select("person_id", "as_of", "age_band", "alive", "in_population", *codes).join(
-        segments, on=["person_id", "as_of"], how="left"
+        segments, on=list(PERSON_AS_OF), how="left"
     )
     start = located.filter(nw.col("in_population")).select(
         "person_id",

@@ -65,7 +65,7 @@ def run_cohorts(
             latest_only=latest,
             progress=progress,
         )
-    from openphm.analytics.disclosure import published_counts
+    from openphm.disclosure import published_counts
 
     shown = published_counts([o.members for o in outcomes if not o.unavailable])
     console.print("Counts of people: 1-7 redacted, others rounded to the nearest 5 (NHS rule).")

@@ -24,7 +24,7 @@ from openphm.cli.common import (
 from openphm.ingest.load import CLEARED_MAX_AGE_DAYS, IngestResult
 from openphm.ingest.policy import LABELS
 from openphm.ingest.pseudonymise import shared_key_file
-from openphm.pipeline import PEOPLE_PER_SLICE
+from openphm.options import PEOPLE_PER_SLICE, CohortAsOf
 
 
 def _print_reconciliation(result: IngestResult) -> None:
@@ -145,6 +145,23 @@ def run_pipeline(
         Path | None,
         typer.Option(help="A folder of your own cohort definitions (YAML), used instead of the shipped ones."),
     ] = None,
+    townsend: Annotated[
+        Path | None,
+        typer.Option(
+            help="A CSV of Townsend deprivation scores by LSOA (lsoa_code,townsend) for QRISK3, "
+            "when the store has no townsend table."
+        ),
+    ] = None,
+    admission_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="A published admission risk model file, applied instead of the model in the store "
+            "or one fitted in the run."
+        ),
+    ] = None,
+    cohort_as_of: Annotated[
+        CohortAsOf, typer.Option(help="Cohorts at every as_of date, or at the latest only.")
+    ] = "all",
     people_per_slice: Annotated[
         int,
         typer.Option(
@@ -156,22 +173,21 @@ def run_pipeline(
     quality_settings: QualitySettingsFile = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
-    options = {
-        "codelists": codelists,
-        "unit_costs": unit_costs,
-        "segment_rules": segment_rules,
-        "cohorts": cohorts,
-        "quality_settings": quality_settings,
-    }
-    params = {name: str(value) for name, value in options.items() if value is not None}
     with reporting() as progress:
         result = api.run(
             store,
             engine=engine,
             as_of=tuple(parse_date(d) for d in as_of or ()),
-            params=params,
-            progress=progress,
+            codelists=codelists,
+            unit_costs=unit_costs,
+            segment_rules=segment_rules,
+            cohorts=cohorts,
+            townsend=townsend,
+            admission_model=admission_model,
+            cohort_as_of=cohort_as_of,
             people_per_slice=people_per_slice,
+            quality_settings=quality_settings,
+            progress=progress,
         )
     table = Table(title=f"Pipeline run {result.run_id} (purpose: {result.purpose})")
     table.add_column("stage")

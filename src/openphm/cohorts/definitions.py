@@ -15,13 +15,15 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+import narwhals as nw
 import yaml
 
-from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.codes.systems import ICD10, OPCS4
 from openphm.content import content_path
 from openphm.errors import OpenPHMError
-from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
+from openphm.pipeline.schema import Table
+from openphm.tables import ACTIVITY, ADMISSION_RISK, MEASURE, POPULATION, RISK, SEGMENT
+from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
 
 class CohortError(OpenPHMError):
@@ -30,83 +32,25 @@ class CohortError(OpenPHMError):
 
 NUMBER, TEXT, BOOL = "number", "text", "bool"
 
-POPULATION_COLUMNS = {
-    "age": NUMBER,
-    "age_band": TEXT,
-    "sex": TEXT,
-    "ethnicity": TEXT,
-    "ethnic_group": TEXT,
-    "imd_decile": NUMBER,
-    "imd_quintile": NUMBER,
-    "lsoa_code": TEXT,
-    "practice_code": TEXT,
-    "pcn_code": TEXT,
-    "sub_icb_code": TEXT,
-    "icb_code": TEXT,
-    "region_code": TEXT,
-}
-MEASURE_COLUMNS = dict.fromkeys(
-    (
-        "bmi",
-        "sbp",
-        "sbp_previous",
-        "sbp_sd5",
-        "dbp",
-        "dbp_previous",
-        "cholesterol_ratio",
-        "total_cholesterol",
-        "hdl_cholesterol",
-        "egfr",
-        "ckd_stage",
-        "hba1c",
-        "smoking_category",
-    ),
-    NUMBER,
-)
-RISK_COLUMNS = {
-    "qrisk3": NUMBER,
-    "qrisk3_eligible": BOOL,
-    "hfrs": NUMBER,
-    "hfrs_band": TEXT,
-    "efi": NUMBER,
-    "efi_deficits": NUMBER,
-    "efi_category": TEXT,
-    "polypharmacy": BOOL,
-    "cms": NUMBER,
-    "cms_conditions": NUMBER,
-    "charlson": NUMBER,
-    "elixhauser": NUMBER,
-    "efi_eligible": BOOL,
-    "qrisk3_on_statin": BOOL,
-    "qrisk3_imputed": BOOL,
-}
-SEGMENT_COLUMNS = {
-    "segment": TEXT,
-    "condition_count": NUMBER,
-    "cms": NUMBER,
-    "need_tier": NUMBER,
-    "need_band": TEXT,
-    "acg_png": NUMBER,
-    **dict.fromkeys(("high_frailty", "intermediate_frailty", "infant", "acute_episode"), BOOL),
-}
-"""Plus one boolean column per subsegment of the code lists (the ``b2h.subsegment`` of the definitions)."""
-ADMISSION_RISK_COLUMNS = {"admission_risk": NUMBER, "risk_centile": NUMBER, "top5": BOOL, "model_version": TEXT}
-ACTIVITY_12M = (*COUNT_COLUMNS, WEEKS_COLUMN, *COST_COLUMNS, "open_waiting_lists")
-ACTIVITY_24M = ("ae_attendances", "emergency_admissions", "mh_contacts", "any_contact")
-ACTIVITY_COLUMNS = {
-    **dict.fromkeys(ACTIVITY_12M, NUMBER),
-    **{f"{c}_24m": NUMBER for c in ACTIVITY_24M},
-    "any_contact_24m": BOOL,
-}
+KINDS = {nw.Int64: NUMBER, nw.Float64: NUMBER, nw.String: TEXT, nw.Boolean: BOOL}
+"""How a rule's value is checked against a declared column type (dates are not compared by rules)."""
+
+
+def rule_columns(table: Table) -> dict[str, str]:
+    """The columns of a declared table a comparison rule may read, with the kind of value each takes."""
+    return {c.name: KINDS[c.dtype] for c in table.columns if c.name not in PERSON_AS_OF and c.dtype in KINDS}
+
+
+ACTIVITY_24M = tuple(n.removesuffix("_24m") for n in ACTIVITY.names if n.endswith("_24m"))
 WINDOWS = ("12m", "24m")
 
 COMPARISON_TABLES = {
-    "demographic": "population",
-    "measure": "measure",
-    "score": "risk",
-    "segment": "segment",
-    "admission_risk": "admission_risk",
-    "activity": "activity",
+    "demographic": POPULATION,
+    "measure": MEASURE,
+    "score": RISK,
+    "segment": SEGMENT,
+    "admission_risk": ADMISSION_RISK,
+    "activity": ACTIVITY,
 }
 """Rule types that compare columns of one table keyed by (person_id, as_of), and the table each reads."""
 RULE_TYPES = (*COMPARISON_TABLES, "register", "admissions")
@@ -128,9 +72,12 @@ COMPARISON_FIELDS = {"column", "op", "value", "window", "any", "all", "label"}
 
 
 def _subsegments() -> frozenset[str]:
+    """The segment table's flag columns (its ``more`` family): subsegments of the code lists and of the rules."""
     from openphm.codes import load_definitions
+    from openphm.segments.rules import load_rules
 
-    return frozenset(d.subsegment for d in load_definitions().values() if d.subsegment)
+    coded = {d.subsegment for d in load_definitions().values() if d.subsegment}
+    return frozenset(coded | set(load_rules().subsegments))
 
 
 @dataclass(frozen=True)
@@ -187,7 +134,7 @@ class Rule:
     @property
     def table(self) -> str:
         if self.type in COMPARISON_TABLES:
-            return COMPARISON_TABLES[self.type]
+            return COMPARISON_TABLES[self.type].name
         return "register" if self.type == "register" else "apc_episode"
 
 
@@ -247,15 +194,10 @@ class _Checker:
 
 
 def _columns(rule_type: str) -> dict[str, str]:
+    columns = rule_columns(COMPARISON_TABLES[rule_type])
     if rule_type == "segment":
-        return SEGMENT_COLUMNS | dict.fromkeys(_subsegments(), BOOL)
-    return {
-        "demographic": POPULATION_COLUMNS,
-        "measure": MEASURE_COLUMNS,
-        "score": RISK_COLUMNS,
-        "admission_risk": ADMISSION_RISK_COLUMNS,
-        "activity": ACTIVITY_COLUMNS,
-    }[rule_type]
+        return columns | dict.fromkeys(_subsegments(), BOOL)
+    return columns
 
 
 def _value_fits(value: object, kind: str) -> bool:

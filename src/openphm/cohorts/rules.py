@@ -19,8 +19,10 @@ import pyarrow as pa
 from openphm.cohorts.acsc import qualifying_episodes
 from openphm.cohorts.definitions import Comparison, Condition, Rule
 from openphm.engine import Engine, distinct
+from openphm.pipeline import required
+from openphm.vocabulary import PERSON_AS_OF
 
-KEY = ["person_id", "as_of"]
+KEY = list(PERSON_AS_OF)
 CODED_SOURCES = ("gp_event", "gp_medication", "apc_diagnosis", "apc_procedure", "ae_attendance")
 """The tables a register can be built from: a register rule with none of them present is not available."""
 Tables = Mapping[str, nw.LazyFrame | None]
@@ -93,8 +95,7 @@ def missing(rule: Rule, tables: Tables, medicines: frozenset[str] = frozenset())
         if all(tables.get(t) is None for t in sources):
             return f"table {' or '.join(sources)} absent"
     if rule.condition is not None:
-        frame = tables[rule.table]
-        assert frame is not None
+        frame = required(tables, rule.table)
         names = set(frame.collect_schema().names())
         for comparison in rule.condition.comparisons():
             if comparison.column not in names:
@@ -117,8 +118,7 @@ def windows(engine: Engine, as_of: tuple[date, ...], days: int) -> nw.LazyFrame:
 def hits(rule: Rule, tables: Tables, base: nw.LazyFrame, engine: Engine, as_of: tuple[date, ...]) -> nw.LazyFrame:
     """(person_id, as_of, why) for everyone in ``base`` who meets ``rule``; call only when nothing is missing."""
     if rule.condition is not None:
-        frame = base if rule.type == "demographic" else tables[rule.table]
-        assert frame is not None
+        frame = base if rule.type == "demographic" else required(tables, rule.table)
         return frame.filter(expression(rule.condition)).select(*KEY, _why(rule.condition).alias("why"))
     if rule.type == "register":
         return _register(rule, tables, engine, as_of)
@@ -126,8 +126,7 @@ def hits(rule: Rule, tables: Tables, base: nw.LazyFrame, engine: Engine, as_of: 
 
 
 def _register(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, ...]) -> nw.LazyFrame:
-    register = tables["register"]
-    assert register is not None
+    register = required(tables, "register")
     coded = register.filter(nw.col("definition").is_in(list(rule.definitions)))
     if rule.status == "active":
         coded = coded.filter(nw.col("active"))
@@ -139,15 +138,13 @@ def _register(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, ...
 
 
 def _admissions(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, ...]) -> nw.LazyFrame:
-    episodes = tables["apc_episode"]
-    assert episodes is not None
+    episodes = required(tables, "apc_episode")
     if rule.methods:
         episodes = episodes.filter(nw.col("admission_method").is_in(list(rule.methods)))
     episodes = episodes.select("person_id", "episode_id", "admission_date")
     conditions = sorted({r.condition for r in rule.rule_set})
     if rule.rule_set:
-        diagnoses = tables["apc_diagnosis"]
-        assert diagnoses is not None
+        diagnoses = required(tables, "apc_diagnosis")
         accepted = qualifying_episodes(rule.rule_set, diagnoses, tables.get("apc_procedure"), engine)
         episodes = episodes.join(accepted, on="episode_id", how="inner")
     else:

@@ -21,13 +21,14 @@ from openphm.codes import REGISTER_KINDS
 from openphm.cohorts.definitions import Cohort, check_registers, load_cohorts
 from openphm.cohorts.rules import CODED_SOURCES, KEY, Tables, hits, missing
 from openphm.engine import Engine
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
+from openphm.tables import COHORT_ATTRITION, COHORT_MEMBER
 
 RULE_TABLES = ("register", "measure", "activity", "risk", "segment", "admission_risk")
 SOURCE_TABLES = ("apc_episode", *CODED_SOURCES)
 """Hospital episodes for admissions rules; every coded table, to tell an empty register from a missing source."""
-ATTRITION_COLUMNS = ("cohort", "as_of", "step", "rule", "kind", "people", "status")
+ATTRITION_COLUMNS = COHORT_ATTRITION.names
 OK = "ok"
 
 
@@ -188,8 +189,7 @@ def run_cohorts(
 
     ``medicines``: the ids of the run's medicine definitions (see :func:`openphm.cohorts.rules.missing`).
     """
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     base = population_base(population, as_of, latest_only=latest_only)
     dates = (max(as_of),) if latest_only and as_of else as_of
     return [evaluate(c, tables, base, engine, dates, medicines) for c in cohorts.values()], base
@@ -210,16 +210,15 @@ def _facts(engine: Engine, results: list[CohortResult]) -> nw.LazyFrame:
 
 
 def definitions_folder(context: RunContext) -> Path | None:
-    """The run's own folder of cohort definitions (run parameter ``cohorts``), else None for the shipped ones."""
-    folder = context.params.get("cohorts")
-    return Path(str(folder)) if folder else None
+    """The run's own folder of cohort definitions (run option ``cohorts``), else None for the shipped ones."""
+    return context.options.cohorts
 
 
 @stage(
     "cohort",
     inputs=("population",),
     optional_inputs=(*RULE_TABLES, *SOURCE_TABLES),
-    outputs=("cohort_member", "cohort_attrition"),
+    outputs=(COHORT_MEMBER, COHORT_ATTRITION),
     facts=("cohort_facts",),
 )
 def cohort(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
@@ -232,7 +231,7 @@ def cohort(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Ma
         tables,
         context.engine,
         context.as_of,
-        latest_only=context.params.get("cohort_as_of") == "latest",
+        latest_only=context.options.cohort_as_of == "latest",
         medicines=frozenset(d.id for d in registers if d.kind == "medicine"),
     )
     members, attrition = combine(results, base, tables.get("segment"))

@@ -1,17 +1,19 @@
-"""Stages and the runner that wires them by their declared tables."""
+"""Stages and the generic runner that wires them by their declared tables.
+
+Nothing here imports a stage package: the application's stages are listed in :mod:`openphm.stages` and
+handed to :func:`run`.
+"""
 
 from openphm.pipeline.runner import RunResult, default_as_of, order_stages, run
-from openphm.pipeline.slices import PEOPLE_PER_SLICE
-from openphm.pipeline.stage import RunContext, Stage, registered_stages, stage
+from openphm.pipeline.stage import RunContext, Stage, required, stage
 
 __all__ = [
-    "PEOPLE_PER_SLICE",
     "RunContext",
     "RunResult",
     "Stage",
     "default_as_of",
     "order_stages",
-    "registered_stages",
+    "required",
     "run",
     "stage",
 ]

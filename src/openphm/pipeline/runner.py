@@ -1,8 +1,9 @@
-"""Run the registered stages in dependency order, writing each output through the engine.
+"""Run the stages it is given in dependency order, writing each output through the engine.
 
-The runner knows nothing about what the stages compute. It orders them by their declared tables, checks
-that every required input exists, times each stage, counts the rows of each output, records both in the
-run log, and publishes the updated store only when every stage has succeeded.
+The runner knows nothing about what the stages compute (the application hands it :data:`openphm.stages.STAGES`).
+It orders them by their declared tables, checks that every required input exists, checks every table a stage
+returns against its declared columns before writing it, times each stage, counts the rows of each output,
+records both in the run log, and publishes the updated store only when every stage has succeeded.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import narwhals as nw
 
 from openphm.engine import Engine, building, count
 from openphm.errors import PipelineError, StoreError
+from openphm.options import RunOptions
 from openphm.pipeline.runlog import RunLog, last_purpose
-from openphm.pipeline.slices import PEOPLE_PER_SLICE, WHOLE, PersonSlice, person_slices, sliced
-from openphm.pipeline.stage import RunContext, Stage, registered_stages
+from openphm.pipeline.slices import WHOLE, PersonSlice, person_slices, sliced
+from openphm.pipeline.stage import RunContext, Stage
 
 
 @dataclass(frozen=True)
@@ -119,18 +121,18 @@ def _activity_span(engine: Engine) -> tuple[date, date] | None:
 def run(
     store: Path,
     *,
+    stages: Iterable[Stage],
     engine: str = "duckdb",
     as_of: tuple[date, ...] = (),
-    stages: Iterable[Stage] | None = None,
-    params: Mapping[str, object] | None = None,
+    options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
-    people_per_slice: int = PEOPLE_PER_SLICE,
 ) -> RunResult:
-    """Run the pipeline on ``store`` and publish the store with the new tables added.
+    """Run ``stages`` on ``store`` and publish the store with the new tables added.
 
-    Stages declared ``per_person`` run on slices of at most about ``people_per_slice`` people when the
-    population is larger (the tables are the same; only the memory they need changes).
+    Stages declared ``per_person`` run on slices of at most about ``options.people_per_slice`` people when
+    the population is larger (the tables are the same; only the memory they need changes).
     """
+    options = options or RunOptions()
     step = progress or (lambda _message: None)
     with building(store, engine, start_from_existing=True) as eng:
         purpose = last_purpose(eng)
@@ -140,11 +142,10 @@ def run(
         log = RunLog("run", purpose, engine)
         log.add("run", "as_of", "as_of", detail=",".join(d.isoformat() for d in dates))
         result = RunResult(log.run_id, purpose, dates)
-        context = RunContext(dates, purpose, log.run_id, eng, dict(params or {}))
+        context = RunContext(dates, purpose, log.run_id, eng, options)
         available = set(eng.tables())
-        chosen = list(registered_stages().values()) if stages is None else list(stages)
         slices: tuple[PersonSlice, ...] | None = None
-        for s in order_stages(chosen, available):
+        for s in order_stages(stages, available):
             step(s.name)
             started = time.perf_counter()
             inputs = {t: eng.table(t) for t in s.inputs}
@@ -152,8 +153,8 @@ def run(
             parts = WHOLE
             if s.per_person and eng.has_table("population"):
                 if slices is None:
-                    slices = person_slices(eng.table("population"), people_per_slice)
-                    log.add("run", "people_per_slice", "slices", len(slices), detail=str(people_per_slice))
+                    slices = person_slices(eng.table("population"), options.people_per_slice)
+                    log.add("run", "people_per_slice", "slices", len(slices), detail=str(options.people_per_slice))
                 parts = slices
             facts = _run_stage(eng, s, inputs, context, parts)
             for (item, metric), value in facts.items():
@@ -184,6 +185,8 @@ def _run_stage(
         outputs = s.function(inputs if len(parts) == 1 else sliced(inputs, part), context)
         if set(outputs) != set(s.outputs) | set(s.facts):
             raise PipelineError(f"stage {s.name}: returned {sorted(outputs)}, declared {sorted(s.outputs)}")
+        if number == 0:
+            _check_declared(s, outputs)
         for table in s.outputs:
             (eng.write if number == 0 else eng.append)(table, outputs[table])
         for table in s.facts:
@@ -192,3 +195,11 @@ def _run_stage(
                 facts[(item, metric)] = value + facts[(item, metric)] if summed else value
         eng.release()  # the slice's outputs are written: its temporary results are no longer needed
     return facts
+
+
+def _check_declared(s: Stage, outputs: Mapping[str, nw.LazyFrame]) -> None:
+    """Every table the stage returned has the declared columns and types (one slice suffices: same code)."""
+    for declared in s.tables:
+        problem = declared.mismatch(outputs[declared.name].collect_schema())
+        if problem:
+            raise PipelineError(f"stage {s.name}: table '{declared.name}' {problem}")

@@ -5,8 +5,8 @@ activity, scores, segments) gives the same tables whether it runs on everyone at
 ranges of people whose results are appended. Hash aggregations and joins keyed on the person grow with
 the number of people: at ten million people the activity stage's were several times the machine's
 memory, so the runner runs such stages one slice at a time once the population exceeds
-``people_per_slice``. Slices are ranges between sorted person_id boundaries, so every engine filters them
-with a plain comparison and every person falls in exactly one.
+``people_per_slice`` (a run option, :class:`openphm.options.RunOptions`). Slices are ranges between sorted
+person_id boundaries, so every engine filters them with a plain comparison and every person falls in exactly one.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import narwhals as nw
 
 from openphm.engine import count, distinct
 
-PEOPLE_PER_SLICE = 1_500_000
-"""The default: a million-person population still runs whole (measured within 6 GB, docs/performance.md)."""
 PERSON = "person_id"
 
 

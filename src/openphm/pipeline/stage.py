@@ -2,7 +2,8 @@
 
 A stage never opens files, never collects the population into Python and never learns which engine
 runs it: it receives narwhals LazyFrames and returns LazyFrames. Declaring inputs and outputs lets the
-runner order stages, check that every table a stage needs exists, and time and count each one.
+runner order stages, check that every table a stage needs exists, check every table it writes against its
+declared columns, and time and count each one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from datetime import date
 import narwhals as nw
 
 from openphm.engine import Engine
+from openphm.errors import PipelineError
+from openphm.options import RunOptions
+from openphm.pipeline.schema import Table
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,20 @@ class RunContext:
     engine: Engine
     """For :meth:`Engine.frame` (small parameter tables) and :meth:`Engine.persist` (temporary
     materialisation of an intermediate read several times) only; stages never read or write tables through it."""
-    params: Mapping[str, object] = field(default_factory=dict)
-    """Run options a stage may read, e.g. ``codelists``: a folder of the user's own definitions."""
+    options: RunOptions = field(default_factory=RunOptions)
+    """The user's choices for the run (their own code lists, unit costs, rules...)."""
+
+
+def required(tables: Mapping[str, nw.LazyFrame | None], name: str) -> nw.LazyFrame:
+    """An input the stage cannot run without: a clear error, not an assert, when a caller passes none.
+
+    The runner already refuses to run a stage whose declared inputs the store lacks; this guards a stage
+    called directly (a test, a notebook) with a missing table.
+    """
+    frame = tables.get(name)
+    if frame is None:
+        raise PipelineError(f"table '{name}' is required but was not given")
+    return frame
 
 
 StageFunction = Callable[[Mapping[str, nw.LazyFrame | None], RunContext], Mapping[str, nw.LazyFrame]]
@@ -40,7 +56,8 @@ class Stage:
 
     name: str
     inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    tables: tuple[Table, ...]
+    """The declared tables it writes (:mod:`openphm.pipeline.schema`): the runner checks each against them."""
     function: StageFunction
     optional_inputs: tuple[str, ...] = ()
     """Tables used when present; the function receives None for an absent one and must say so in its output."""
@@ -55,36 +72,35 @@ class Stage:
     """The facts describe the run, not the people (say, a table the rules need is absent): every slice gives
     the same facts, so a sliced run keeps one copy instead of summing them."""
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The names of the tables it writes."""
+        return tuple(t.name for t in self.tables)
 
-_REGISTRY: dict[str, Stage] = {}
+    def __call__(self, tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
+        """Run the stage's function: a test or a notebook calls a stage like the function it was made from."""
+        return self.function(tables, context)
 
 
 def stage(
     name: str,
     *,
     inputs: tuple[str, ...],
-    outputs: tuple[str, ...],
+    outputs: tuple[Table, ...],
     optional_inputs: tuple[str, ...] = (),
     facts: tuple[str, ...] = (),
     per_person: bool = False,
     same_facts: bool = False,
-) -> Callable[[StageFunction], StageFunction]:
-    """Register the decorated function as a pipeline stage."""
+) -> Callable[[StageFunction], Stage]:
+    """Make the decorated function a :class:`Stage` (it stays callable); :mod:`openphm.stages` lists it.
 
-    def register(function: StageFunction) -> StageFunction:
-        if name in _REGISTRY:
-            raise ValueError(f"stage {name!r} is registered twice")
+    Nothing is registered: reloading a stage module in a notebook builds a new Stage and breaks nothing.
+    """
+
+    def build(function: StageFunction) -> Stage:
         doc = (function.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Stage(
+        return Stage(
             name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts, per_person, same_facts
         )
-        return function
 
-    return register
-
-
-def registered_stages() -> dict[str, Stage]:
-    """Every stage of the package (importing :mod:`openphm.stages` registers them)."""
-    import openphm.stages  # noqa: F401 - imported for its registrations
-
-    return dict(_REGISTRY)
+    return build

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from pathlib import Path
 
 import narwhals as nw
 
@@ -14,6 +13,7 @@ from openphm.quality.assess import assess
 from openphm.quality.checks import Inputs
 from openphm.quality.schema import TABLE
 from openphm.quality.settings import load_settings
+from openphm.tables import DATA_QUALITY
 
 SOURCE_TABLES = tuple(name for name in TABLES if name not in ("person", "opt_out", "lsoa", "practice"))
 
@@ -28,14 +28,12 @@ def extract_date(run_log: nw.LazyFrame) -> date:
     TABLE,
     inputs=("person", "quarantine", "run_log"),
     optional_inputs=SOURCE_TABLES,
-    outputs=(TABLE,),
+    outputs=(DATA_QUALITY,),
 )
 def data_quality(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Conformance, completeness, plausibility and coverage checks of the source tables, from the settings."""
-    chosen = context.params.get("quality_settings")
-    settings = load_settings(Path(str(chosen)) if chosen else None)
-    codelists = context.params.get("codelists")
+    settings = load_settings(context.options.quality_settings)
     run_log = tables["run_log"]
     assert run_log is not None
-    inputs = Inputs(tables, context.engine, extract_date(run_log), Path(str(codelists)) if codelists else None)
+    inputs = Inputs(tables, context.engine, extract_date(run_log), context.options.codelists)
     return {TABLE: assess(inputs, settings)}

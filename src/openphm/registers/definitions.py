@@ -16,5 +16,5 @@ def _load(root: str | None) -> dict[str, Definition]:
 
 def definitions(context: RunContext, kinds: tuple[str, ...]) -> list[Definition]:
     """The run's definitions of the given kinds, sorted by id."""
-    root = context.params.get("codelists")
+    root = context.options.codelists
     return [d for d in _load(str(root) if root else None).values() if d.kind in kinds]

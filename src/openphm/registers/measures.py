@@ -20,9 +20,11 @@ import pyarrow as pa
 
 from openphm.codes import Definition
 from openphm.engine import Engine
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.pipeline.dates import days_between
 from openphm.registers.definitions import definitions
+from openphm.tables import MEASURE
+from openphm.vocabulary import PERSON_AS_OF
 
 MEASURES = {
     "bmi": "bmi",
@@ -93,16 +95,15 @@ def _latest(engine: Engine, readings: nw.LazyFrame) -> nw.LazyFrame:
     "measures",
     inputs=("population",),
     optional_inputs=("gp_event",),
-    outputs=("measure",),
+    outputs=(MEASURE,),
     facts=("measure_dropped",),
     per_person=True,
 )
 def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Latest BMI, blood pressure (with SD and previous reading), cholesterol ratio, eGFR and CKD stage,
     HbA1c and smoking category per person and as_of."""
-    population = tables["population"]
-    assert population is not None
-    base = population.select("person_id", "as_of")
+    population = required(tables, "population")
+    base = population.select(*PERSON_AS_OF)
     events = tables.get("gp_event")
     chosen = [d for d in definitions(context, ("measure", "status")) if "snomed" in d.codelists]
     measure_defs = [d for d in chosen if d.id in MEASURES]
@@ -161,19 +162,19 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             if prefix == "sbp":
                 picked.append(nw.col("sd5").alias("sbp_sd5"))
             one = latest.filter(nw.col("measure") == prefix).select("person_id", "as_of", *picked)
-            result = result.join(one, on=["person_id", "as_of"], how="left")
+            result = result.join(one, on=list(PERSON_AS_OF), how="left")
         if any(d.id == "egfr" for d in measure_defs):
             egfr = daily.filter(nw.col("measure") == "egfr").select("person_id", "as_of", "date", "value")
-            result = result.join(_persistent_ckd_stage(egfr), on=["person_id", "as_of"], how="left")
+            result = result.join(_persistent_ckd_stage(egfr), on=list(PERSON_AS_OF), how="left")
 
     smoking = [d for d in chosen if d.id in SMOKING]
     if events is not None and smoking:
         result = result.join(
             _smoking(events, _codes(context, smoking, "category", SMOKING, pa.int64()), dates),
-            on=["person_id", "as_of"],
+            on=list(PERSON_AS_OF),
             how="left",
         )
-    return {"measure": result, "measure_dropped": dropped}
+    return {"measure": MEASURE.conform(result), "measure_dropped": dropped}
 
 
 def _with_derived_ratio(daily: nw.LazyFrame, limits: nw.LazyFrame) -> nw.LazyFrame:
@@ -255,7 +256,7 @@ def _smoking(events: nw.LazyFrame, codes: nw.LazyFrame, dates: nw.LazyFrame) -> 
         .filter(nw.col("event_date") <= nw.col("as_of"))
     )
     ranked = coded.with_columns(
-        nw.col("event_date").rank(method="dense", descending=True).over("person_id", "as_of").alias("n")
+        nw.col("event_date").rank(method="dense", descending=True).over(*PERSON_AS_OF).alias("n")
     )
     return ranked.filter(nw.col("n") == 1).select(
         "person_id", "as_of", nw.col("category").alias("smoking_category"), nw.col("event_date").alias("smoking_date")

@@ -16,21 +16,13 @@ import pyarrow as pa
 
 from openphm.codes import REGISTER_KINDS
 from openphm.codes.systems import SETTINGS
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
+from openphm.tables import REGISTER
+from openphm.vocabulary import PERSON_AS_OF
 
 SOURCES = ("gp_event", "gp_medication", "apc_episode", "apc_diagnosis", "apc_procedure", "ae_attendance")
-COLUMNS = (
-    "person_id",
-    "as_of",
-    "definition",
-    "first_date",
-    "last_date",
-    "last_resolved_date",
-    "active",
-    *(f"from_{s}" for s in SETTINGS),
-)
 
 
 def _windows(context: RunContext, lookbacks: dict[str, int | None]) -> nw.LazyFrame:
@@ -51,7 +43,7 @@ def _windows(context: RunContext, lookbacks: dict[str, int | None]) -> nw.LazyFr
     )
 
 
-@stage("register", inputs=("population",), optional_inputs=SOURCES, outputs=("register",), per_person=True)
+@stage("register", inputs=("population",), optional_inputs=SOURCES, outputs=(REGISTER,), per_person=True)
 def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per person, definition and as_of for everyone coded by then, with dates, settings and status."""
     chosen = definitions(context, REGISTER_KINDS)
@@ -63,8 +55,7 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
         if codelist.system.prefix:
             prefix_lengths.setdefault(codelist.system.name, set()).update(codelist.prefix_lengths())
 
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     events = events_by_system(tables, systems)
     matched = match(events, codelist_frame(context.engine, lists), {s: sorted(v) for s, v in prefix_lengths.items()})
     if matched is None:  # no coded table at all: an empty register, said plainly by its row count
@@ -76,9 +67,9 @@ def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     )
     result = (
         coded.join(windows, on=["definition", "as_of"], how="inner")
-        .join(population.select("person_id", "as_of"), on=["person_id", "as_of"], how="inner")
+        .join(population.select(*PERSON_AS_OF), on=list(PERSON_AS_OF), how="inner")
         .with_columns(active.alias("active"))
-        .select(*COLUMNS)
+        .select(*REGISTER.names)
     )
     return {"register": result}
 

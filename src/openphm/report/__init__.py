@@ -48,7 +48,7 @@ def write_report(
     ``purpose`` (planning unless policy none) must be covered by the store's ingest purpose; an override
     is stated in the page and logged beside the store.
     """
-    from openphm.analytics.disclosure import POLICIES
+    from openphm.disclosure import POLICIES
 
     started = time.perf_counter()
     if policy not in POLICIES:

@@ -19,10 +19,10 @@ import numpy as np
 import polars as pl
 
 from openphm.analytics.aggregates import NATIONAL_CODE, NATIONAL_NAME
-from openphm.analytics.disclosure import POLICIES, Policy, protect, round_counts, suppress
 from openphm.codes import Definition as ShippedDefinition
 from openphm.codes import load_definitions
 from openphm.cohorts.definitions import load_cohorts
+from openphm.disclosure import POLICIES, Policy, protect, round_counts, suppress
 from openphm.engine import Engine, open_store
 from openphm.errors import StoreError
 from openphm.ingest.policy import check_output_purpose, store_governance

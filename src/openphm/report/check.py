@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from openphm.analytics.disclosure import Policy
+from openphm.disclosure import Policy
 from openphm.report.model import Report
 
 

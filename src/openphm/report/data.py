@@ -15,7 +15,7 @@ from datetime import date
 
 import polars as pl
 
-from openphm.analytics.disclosure import Policy
+from openphm.disclosure import Policy
 from openphm.report.charts import SEGMENT_COLOURS, SEGMENTS, STATE_COLOURS, Chart, sequential
 
 AGE_BANDS = [f"{a:02d}-{a + 4:02d}" for a in range(0, 95, 5)] + ["95+"]

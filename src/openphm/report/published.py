@@ -13,8 +13,8 @@ import numpy as np
 import polars as pl
 
 from openphm.analytics import AGG_TABLES
-from openphm.analytics.disclosure import Policy, protect
 from openphm.analytics.published import published_tables
+from openphm.disclosure import Policy, protect
 from openphm.engine import Engine
 
 AGGREGATES = AGG_TABLES

@@ -34,6 +34,7 @@ from openphm.engine import distinct
 from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
+from openphm.vocabulary import PERSON_AS_OF
 
 REGISTER_TESTS = ("active", "ever", "coded_within", "first_within")
 ISSUES = "issues"
@@ -218,7 +219,7 @@ def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: Cms
     )
     return (
         present.join(weights, on="condition", how="inner")
-        .group_by("person_id", "as_of")
+        .group_by(*PERSON_AS_OF)
         .agg(
             nw.col("weight").sum().round(2).alias("cms"),
             nw.col("condition").count().cast(nw.Int64).alias("cms_conditions"),

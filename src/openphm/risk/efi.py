@@ -25,6 +25,7 @@ import yaml
 
 from openphm.content import content_path
 from openphm.engine import distinct
+from openphm.vocabulary import PERSON_AS_OF
 
 POLYPHARMACY = "polypharmacy"
 Frame = Callable[[pa.Table], nw.LazyFrame]
@@ -84,7 +85,7 @@ def medicines(medication: nw.LazyFrame, window: nw.LazyFrame, efi: EfiSpec) -> n
         .filter((nw.col("issue_date") > nw.col("since")) & (nw.col("issue_date") <= nw.col("as_of")))
         .select("person_id", "as_of", "medicine")
         .pipe(distinct)
-        .group_by("person_id", "as_of")
+        .group_by(*PERSON_AS_OF)
         .agg(nw.col("medicine").count().alias("medicines"))
     )
 
@@ -114,7 +115,7 @@ def efi(
             .join(definitions, on="definition", how="inner")
             .select("person_id", "as_of", "definition")
             .pipe(distinct)
-            .group_by("person_id", "as_of")
+            .group_by(*PERSON_AS_OF)
             .agg(nw.col("definition").count().cast(nw.Int64).alias("coded"))
         )
     poly = keys.head(0).select("person_id", "as_of", nw.lit(0, nw.Int64).alias("medicines"))
@@ -130,8 +131,8 @@ def efi(
         category = category.when(nw.col("efi") <= upper).then(nw.lit(name)) if upper is not None else category
     worst = efi.categories[-1][0]
     return (
-        keys.join(coded, on=["person_id", "as_of"], how="left")
-        .join(poly, on=["person_id", "as_of"], how="left")
+        keys.join(coded, on=list(PERSON_AS_OF), how="left")
+        .join(poly, on=list(PERSON_AS_OF), how="left")
         .with_columns(polypharmacy.alias("polypharmacy"))
         .with_columns(nw.when(scored).then(deficits.cast(nw.Int64)).alias("efi_deficits"))
         .with_columns((nw.col("efi_deficits") / total).alias("efi"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache
-from pathlib import Path
 
 import narwhals as nw
 import pyarrow as pa
@@ -30,8 +29,9 @@ from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
 from openphm.registers.events import codelist_frame, events_by_system, match
 from openphm.risk.qrisk3 import BINARY, FEMALE, MALE, model
+from openphm.vocabulary import PERSON_AS_OF
 
-KEYS = ["person_id", "as_of"]
+KEYS = list(PERSON_AS_OF)
 OUTPUT = (
     "person_id",
     "as_of",
@@ -162,16 +162,16 @@ def _family_history(
 
 
 def _townsend(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> nw.LazyFrame | None:
-    """(lsoa_code, townsend) from a ``townsend`` table or the CSV named by the run parameter ``townsend``."""
+    """(lsoa_code, townsend) from a ``townsend`` table or the CSV named by the run option ``townsend``."""
     table = tables.get("townsend")
     if table is not None:
         return table.select("lsoa_code", nw.col("townsend").cast(nw.Float64))
-    path = context.params.get("townsend")
+    path = context.options.townsend
     if not path:
         return None
     try:
         types = {"lsoa_code": pa.string(), "townsend": pa.float64()}
-        data = pacsv.read_csv(Path(str(path)), convert_options=pacsv.ConvertOptions(column_types=types))
+        data = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
         return context.engine.frame(data.select(["lsoa_code", "townsend"]))
     except (OSError, KeyError, pa.ArrowInvalid):
         raise InputError(f"{path}: cannot be read as a Townsend table (columns lsoa_code,townsend)") from None

@@ -26,12 +26,14 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.engine import distinct
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.risk import comorbidity
 from openphm.risk import efi as frailty
 from openphm.risk.cms import cms
 from openphm.risk.hfrs import category_points, hfrs
 from openphm.risk.qrisk3 import qrisk3_inputs, qrisk3_score
+from openphm.tables import RISK
+from openphm.vocabulary import PERSON_AS_OF
 
 HFRS_DAYS = 730
 """Gilbert 2018: diagnoses from admissions in the previous two years."""
@@ -40,7 +42,7 @@ COMORBIDITY_DAYS = 1826
 """Charlson and Elixhauser: admissions in the five years to as_of (a common lookback in English hospital data)."""
 COMORBIDITY_WEIGHTS = {"charlson": "quan", "elixhauser": "van_walraven"}
 
-KEY = ["person_id", "as_of"]
+KEY = list(PERSON_AS_OF)
 
 
 def window(context: RunContext, days: int) -> nw.LazyFrame:
@@ -117,13 +119,12 @@ def _comorbidity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext)
         "apc_diagnosis",
         "townsend",
     ),
-    outputs=("risk",),
+    outputs=(RISK,),
     per_person=True,
 )
 def risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per population row: HFRS, eFI, polypharmacy, Charlson, Elixhauser, CMS and QRISK3."""
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     frame = population.select(*KEY)
 
     scored = _hfrs(tables, context)

@@ -21,8 +21,10 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes import Definition
+from openphm.pipeline import required
 from openphm.pipeline.dates import days_between
 from openphm.segments.rules import (
+    TABLES,
     After,
     All,
     AnyFlagOf,
@@ -36,9 +38,10 @@ from openphm.segments.rules import (
     SegmentRulesError,
     walk,
 )
+from openphm.vocabulary import PERSON_AS_OF
 
-KEYS = ["person_id", "as_of"]
-RULE_TABLES = ("population", "measure", "risk", "activity")
+KEYS = list(PERSON_AS_OF)
+RULE_TABLES = tuple(name for name in TABLES if name != "segment")
 """Tables whose columns rules read (besides the registers)."""
 
 FrameOf = Callable[[pa.Table], nw.LazyFrame]
@@ -200,9 +203,8 @@ def wide_frame(
     frame_of: FrameOf,
 ) -> tuple[nw.LazyFrame, Env]:
     """People in the population at each as_of with every value the rules read, flags, segment and need tier."""
-    population = tables["population"]
-    register = tables["register"]
-    assert population is not None and register is not None
+    population = required(tables, "population")
+    register = required(tables, "register")
     conditions = rule_conditions(rules, subsegments)
     needed = _needed_columns(conditions)
     present = set(population.collect_schema().names())

@@ -17,11 +17,12 @@ import yaml
 
 from openphm.content import content_path
 from openphm.errors import OpenPHMError
+from openphm.tables import ACTIVITY, MEASURE, POPULATION, RISK, SEGMENT
 
-TABLES = ("population", "measure", "risk", "activity", "segment")
-"""Tables a ``column`` condition may read; ``segment`` means the row being built (need tiers only)."""
+TABLES = {t.name: t for t in (POPULATION, MEASURE, RISK, ACTIVITY, SEGMENT)}
+"""Tables a ``column`` condition may read, as declared; ``segment`` means the row being built (need tiers only)."""
 SEGMENT_COLUMNS = ("condition_count",)
-RESERVED = ("person_id", "as_of", "segment", "condition_count", "cms", "need_tier", "need_band", "acg_png")
+RESERVED = SEGMENT.names
 """Output columns a subsegment id may not shadow."""
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _KINDS = ("register", "after", "flag", "any_flag_of", "segment", "column", "all", "any")
@@ -252,6 +253,8 @@ class _Reader:
         if table not in TABLES:
             raise self.fail(here, f"unknown table '{table}' (expected {', '.join(TABLES)})")
         self.ident(column, here)
+        if column not in TABLES[table].names:
+            raise self.fail(here, f"table {table} has no column '{column}' (see docs/tables.md)")
         if table == "segment" and (not in_tiers or column not in SEGMENT_COLUMNS):
             raise self.fail(here, f"segment.{column} is not available here (need tiers may use condition_count)")
         tests = [k for k in _OPERATORS if k in value]

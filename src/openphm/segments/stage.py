@@ -12,31 +12,29 @@ to the populations at both ends.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes import REGISTER_KINDS
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.segments.assign import KEYS, catalogue, wide_frame
 from openphm.segments.rules import Rules, load_rules
+from openphm.tables import SEGMENT, SEGMENT_TRANSITION
 
 DIED, LEFT, JOINED = "died", "left", "joined"
-TRANSITION_COLUMNS = ("from_as_of", "to_as_of", "from_segment", "to_segment", "people")
 
 
 def run_rules(context: RunContext) -> Rules:
-    """The run's rules: ``params["segment_rules"]`` (a file) or the package default."""
-    path = context.params.get("segment_rules")
-    return load_rules(Path(str(path)) if path else None)
+    """The run's rules: the run option ``segment_rules`` (a file) or the package default."""
+    return load_rules(context.options.segment_rules)
 
 
 @stage(
     "segment",
     inputs=("population", "register", "measure", "person", "risk", "activity"),
-    outputs=("segment",),
+    outputs=(SEGMENT,),
     facts=("segment_facts",),
     per_person=True,
     same_facts=True,
@@ -47,8 +45,7 @@ def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> M
     chosen = definitions(context, REGISTER_KINDS)
     subsegments = catalogue(rules, chosen)
     wide, env = wide_frame(tables, rules, subsegments, {d.id for d in chosen}, context.as_of, context.engine.frame)
-    person = tables["person"]
-    assert person is not None
+    person = required(tables, "person")
     acg_png = (
         nw.col("acg_png").cast(nw.Int64)
         if "acg_png" in person.collect_schema().names()
@@ -78,11 +75,10 @@ def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> M
     return {"segment": out, "segment_facts": facts}
 
 
-@stage("segment_transition", inputs=("population", "segment"), outputs=("segment_transition",))
+@stage("segment_transition", inputs=("population", "segment"), outputs=(SEGMENT_TRANSITION,))
 def segment_transition(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """People by segment at one as_of and by segment, death, departure or arrival at the next."""
-    population, segments = tables["population"], tables["segment"]
-    assert population is not None and segments is not None
+    population, segments = required(tables, "population"), required(tables, "segment")
     dates = sorted(context.as_of)
     pairs = context.engine.frame(
         pa.table({"from_as_of": pa.array(dates[:-1], pa.date32()), "to_as_of": pa.array(dates[1:], pa.date32())})
@@ -121,6 +117,6 @@ def segment_transition(tables: Mapping[str, nw.LazyFrame | None], context: RunCo
         nw.concat([leaving.select(*pair_keys, "from_segment", "to_segment"), joining], how="vertical")
         .group_by("from_as_of", "to_as_of", "from_segment", "to_segment")
         .agg(nw.len().cast(nw.Int64).alias("people"))
-        .select(*TRANSITION_COLUMNS)
+        .select(*SEGMENT_TRANSITION.names)
     )
     return {"segment_transition": flows}

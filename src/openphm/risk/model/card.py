@@ -10,7 +10,7 @@ Every figure is computed from the test sample's outcomes and predicted probabili
   test population (ties broken by person order). By group it is the share of that group's admitted people
   inside the overall top 5%, which is how a case-finding list treats a group.
 
-Counts published in the card pass through :mod:`openphm.analytics.disclosure` (1-7 redacted, others rounded
+Counts published in the card pass through :mod:`openphm.disclosure` (1-7 redacted, others rounded
 to 5). A group with fewer than ``MIN_EVENTS`` admitted or not-admitted people gets no figures, only its
 (protected) counts and the flag ``small``.
 """
@@ -30,7 +30,7 @@ import numpy.typing as npt
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from openphm.analytics.disclosure import protect
+from openphm.disclosure import protect
 from openphm.risk.model.features import design
 from openphm.risk.model.train import KIND, Training
 

@@ -25,7 +25,8 @@ import yaml
 
 from openphm.content import content_path
 from openphm.engine import Engine, count, distinct
-from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS
+from openphm.pipeline import required
+from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
 OUTCOME_DAYS = 365
 """The outcome window: an emergency admission dated in (as_of, as_of + 365 days]."""
@@ -156,8 +157,7 @@ def raw_features(
     Columns: person_id, as_of, the reporting columns (sex, imd_quintile as text, ethnic_group) and every raw
     column the terms read. A person absent from an optional table gets nulls, which the terms read as 0.
     """
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
     frame = population.join(_as_of_frame(engine, dates), on="as_of", how="inner").filter(nw.col("in_population"))
     frame = frame.select(
         "person_id",
@@ -178,15 +178,15 @@ def raw_features(
                 .cast(nw.Int64)
                 .alias("condition_count"),
             )
-            .group_by("person_id", "as_of")
+            .group_by(*PERSON_AS_OF)
             .agg(*[nw.col(d).max() for d in flags], nw.col("condition_count").sum())
         )
-        frame = frame.join(per_person, on=["person_id", "as_of"], how="left")
+        frame = frame.join(per_person, on=list(PERSON_AS_OF), how="left")
     for source in ("activity", "risk"):
         table = tables.get(source)
         columns = sorted({t.column for t in terms if t.source == source})
         if table is not None and columns:
-            frame = frame.join(table.select("person_id", "as_of", *columns), on=["person_id", "as_of"], how="left")
+            frame = frame.join(table.select("person_id", "as_of", *columns), on=list(PERSON_AS_OF), how="left")
     return frame
 
 
@@ -209,11 +209,11 @@ def with_outcome(frame: nw.LazyFrame, apc_episode: nw.LazyFrame, engine: Engine,
         .select("person_id", "admission_date")
         .join(windows, how="cross")
         .filter((nw.col("admission_date") > nw.col("as_of")) & (nw.col("admission_date") <= nw.col("outcome_end")))
-        .select("person_id", "as_of")
+        .select(*PERSON_AS_OF)
         .pipe(distinct)
         .with_columns(nw.lit(True).alias("admitted"))
     )
-    return frame.join(admitted, on=["person_id", "as_of"], how="left").with_columns(nw.col("admitted").fill_null(False))
+    return frame.join(admitted, on=list(PERSON_AS_OF), how="left").with_columns(nw.col("admitted").fill_null(False))
 
 
 def extract_date(run_log: nw.LazyFrame) -> date | None:
@@ -260,7 +260,7 @@ def collect_sorted(frame: nw.LazyFrame) -> pl.DataFrame:
     Floats are rounded to 9 decimal places: engines may sum scores in different orders and differ in
     the last bit, which must not change a fitted coefficient.
     """
-    data = nw.to_native(frame.collect(backend="polars")).sort("person_id", "as_of")
+    data = nw.to_native(frame.collect(backend="polars")).sort(*PERSON_AS_OF)
     return data.with_columns(pl.col(pl.Float64, pl.Float32).round(9))
 
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from pathlib import Path
 
 import narwhals as nw
 import pyarrow as pa
 
 from openphm.errors import StoreError
-from openphm.pipeline import RunContext, stage
+from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
 from openphm.risk.model.features import extract_date, raw_features
 from openphm.risk.model.train import TABLE_SCHEMA, Model, ModelError, load, train
+from openphm.tables import ADMISSION_RISK, ADMISSION_RISK_MODEL, ADMISSION_RISK_SCORE
 
 MODEL_TABLE = "admission_model"
 """The current model's coefficients, written by ``phm risk train``."""
@@ -53,9 +53,9 @@ def data_end(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
 
 def _current(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> tuple[Model | None, str]:
     """(model, source); the model is None when none was given and none could be fitted (source says why)."""
-    path = context.params.get("admission_model")
+    path = context.options.admission_model
     if path:
-        return load(Path(str(path))), f"file {Path(str(path)).name}"
+        return load(path), f"file {path.name}"
     stored = tables.get(MODEL_TABLE)
     if stored is not None:
         rows = stored.collect(backend="polars").rows(named=True)
@@ -120,7 +120,7 @@ def _centiles(risks: nw.LazyFrame) -> nw.LazyFrame:
     "admission_risk_model",
     inputs=("population",),
     optional_inputs=(*FEATURE_TABLES, "apc_episode", MODEL_TABLE, "run_log"),
-    outputs=(APPLIED_TABLE,),
+    outputs=(ADMISSION_RISK_MODEL,),
 )
 def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """The emergency-admission model this run applies: given, stored, or trained here."""
@@ -140,13 +140,12 @@ def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: Run
     "admission_risk_score",
     inputs=("population", APPLIED_TABLE),
     optional_inputs=FEATURE_TABLES,
-    outputs=(SCORE_TABLE,),
+    outputs=(ADMISSION_RISK_SCORE,),
     per_person=True,
 )
 def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Probability of an emergency admission in the next 12 months for everyone in the population."""
-    applied = tables[APPLIED_TABLE]
-    assert applied is not None
+    applied = required(tables, APPLIED_TABLE)
     model = _read_applied(applied)
     terms = model.terms if model is not None else ()
     raw = raw_features(tables, context.engine, context.as_of, terms, condition_ids(context))
@@ -161,14 +160,13 @@ def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: Run
     }
 
 
-@stage("admission_risk", inputs=(SCORE_TABLE,), outputs=("admission_risk",))
+@stage("admission_risk", inputs=(SCORE_TABLE,), outputs=(ADMISSION_RISK,))
 def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Each person's risk with its centile within the population at that as_of, and the top 5% flag."""
-    risks = tables[SCORE_TABLE]
-    assert risks is not None
+    risks = required(tables, SCORE_TABLE)
     scored = (
         risks.join(_centiles(risks), on=["as_of", "admission_risk"], how="left")
         .with_columns((nw.col("risk_centile") > TOP_CENTILE).alias("top5"))
-        .select("person_id", "as_of", "admission_risk", "risk_centile", "top5", "model_version")
+        .select(*ADMISSION_RISK.names)
     )
     return {"admission_risk": scored}

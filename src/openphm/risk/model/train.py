@@ -35,6 +35,7 @@ from sklearn.preprocessing import StandardScaler
 from openphm import __version__
 from openphm.engine import Engine
 from openphm.errors import OpenPHMError
+from openphm.pipeline import required
 from openphm.risk.model.features import (
     KINDS,
     Spec,
@@ -272,16 +273,14 @@ def train(
         raise ModelError("the store has no apc_episode table: there is no outcome to learn from")
     spec = (spec or load_spec()).available(name for name, table in tables.items() if table is not None)
     train_as_of, test_as_of = choose_years(as_of, data_end, need_test=validate)
-    population = tables["population"]
-    assert population is not None
+    population = required(tables, "population")
 
     def collected(day: date) -> pl.DataFrame:
         at_day = population.filter(nw.col("in_population") & (nw.col("as_of") == day)).select("person_id")
         people = sample(at_day, engine, spec.sample_cap, seed)
         chosen = {name: _of_people(table, people) for name, table in tables.items()}
         raw = raw_features(chosen, engine, [day], spec.terms, condition_ids)
-        apc = chosen["apc_episode"]
-        assert apc is not None
+        apc = required(chosen, "apc_episode")
         return collect_sorted(with_outcome(raw, apc, engine, [day]))
 
     train_rows = collected(train_as_of)
