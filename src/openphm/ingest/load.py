@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from openphm.content import content_path
-from openphm.contract.reader import SourceFile, discover, read
+from openphm.contract.reader import SourceFile, discover, read, source_extract_date
 from openphm.contract.schema import TABLES
 from openphm.engine import Engine, building, count, distinct
 from openphm.errors import InputError
@@ -127,8 +127,8 @@ def ingest(
     """
     if purpose not in PURPOSES:
         raise InputError(f"--purpose must be one of {', '.join(PURPOSES)}")
-    extract_date = extract_date or date.today()
     sources, ignored = discover(source)
+    extract_date = extract_date or source_extract_date(source) or date.today()
     log = RunLog("ingest", purpose, engine)
     log.add("ingest", "extract_date", "extract_date", detail=extract_date.isoformat())
     for name in ignored:
