@@ -14,7 +14,7 @@ from openphm.errors import InputError
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
 from openphm.pipeline import registered_stages, run
-from tests.conftest import ALICE, BOB, CAROL, ENGINES, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, CAROL, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = date(2024, 3, 31)

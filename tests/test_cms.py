@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from openphm.risk.cms import spec
-from tests.conftest import person
-from tests.test_efi import Rows, distinct_codes, gp, issue, nhs, risk_table
+from tests.support.risk import Rows, distinct_codes, gp, issue, nhs, risk_table
+from tests.support.sources import person
 
 LAXATIVE, ANTIEPILEPTIC, ANTIDEPRESSANT, ANALGESIC = (
     "0106020C0AAAAAA",

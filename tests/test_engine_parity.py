@@ -14,7 +14,7 @@ import pytest
 from openphm.engine import open_store
 from openphm.ingest import ingest
 from openphm.pipeline import run
-from tests.conftest import EXTRACT, KEY, read_table, store_path
+from tests.support.sources import EXTRACT, KEY, read_table, store_path
 
 
 def _tables(store: Path, engine: str) -> dict[str, pl.DataFrame]:

@@ -15,7 +15,7 @@ from openphm.analytics.published import published_tables
 from openphm.cli import app
 from openphm.ingest import ingest
 from openphm.pipeline import registered_stages, run
-from tests.conftest import EXTRACT, KEY, person, write_source
+from tests.support.sources import EXTRACT, KEY, person, write_source
 
 Rows = dict[str, list[dict[str, object]]]
 PRACTICES = {"Y90001": "U90001", "Y90002": "U90001", "Y90003": "U90002"}

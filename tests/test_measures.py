@@ -13,8 +13,8 @@ import pytest
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
 from openphm.pipeline import registered_stages, run
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
-from tests.test_register import CODELISTS, gp
+from tests.support.registers import CODELISTS, gp
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31))

@@ -12,7 +12,7 @@ from openphm.contract.schema import TABLES
 from openphm.engine import open_store
 from openphm.ingest import ingest
 from openphm.ingest.pseudonymise import KeyedHash
-from tests.conftest import EXTRACT, KEY, read_table, store_path
+from tests.support.sources import EXTRACT, KEY, read_table, store_path
 
 
 def _opted_out_pseudonyms(source: Path) -> set[str]:

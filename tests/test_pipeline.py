@@ -12,7 +12,7 @@ import pytest
 from openphm.errors import PipelineError, StoreError
 from openphm.ingest import ingest
 from openphm.pipeline import Stage, order_stages, registered_stages, run
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 

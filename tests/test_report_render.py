@@ -13,7 +13,7 @@ import pytest
 from openphm.report.charts import SEGMENT_COLOURS, SEGMENTS, Chart
 from openphm.report.model import Area, Definition, Methods, Report
 from openphm.report.render import render, script_json
-from tests.test_report_support import chart_marks, chart_svg, opened
+from tests.support.report import chart_marks, chart_svg, opened
 
 CHARTS = [
     Chart("pyramid", "population", "pyramid", "People by age, sex and segment", "Pyramid.", "Age band", "People"),

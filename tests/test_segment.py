@@ -16,8 +16,8 @@ from openphm.codes import load_definitions
 from openphm.content import content_path
 from openphm.segments.assign import catalogue, wide_frame
 from openphm.segments.rules import SegmentRulesError, load_rules, parse
-from tests.conftest import read_table, store_path
-from tests.test_segment_people import AS_OF, LAST, PEOPLE, Crafted, build
+from tests.support.segments import AS_OF, LAST, PEOPLE, Crafted, build
+from tests.support.sources import read_table, store_path
 
 SEGMENTS = {
     "healthy",

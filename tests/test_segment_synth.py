@@ -10,8 +10,8 @@ import pytest
 from openphm.ingest import ingest
 from openphm.pipeline import registered_stages, run
 from openphm.synth import generate
-from tests.conftest import KEY, read_table, store_path
-from tests.test_segment_transition import assert_flows_add_up
+from tests.support.segments import assert_flows_add_up
+from tests.support.sources import KEY, read_table, store_path
 
 STAGES = ("population", "register", "measures", "risk", "activity", "segment", "segment_transition")
 

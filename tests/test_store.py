@@ -13,7 +13,7 @@ from openphm.engine import building, open_store
 from openphm.errors import InputError, StoreError
 from openphm.ingest import ingest
 from openphm.pipeline import Stage, registered_stages, run
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, store_path
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 

@@ -18,7 +18,7 @@ from openphm.engine import open_store
 from openphm.ingest.load import ingest
 from openphm.pipeline import data_years
 from openphm.synth import SynthError, SynthResult, generate
-from tests.conftest import KEY, read_table
+from tests.support.sources import KEY, read_table
 
 SMALL = 2_500
 

@@ -13,13 +13,15 @@ import re
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field
 
 from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.codes.systems import ICD10, OPCS4
 from openphm.content import content_path
+from openphm.content.validation import ContentModel
 from openphm.errors import OpenPHMError
 from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
@@ -444,6 +446,42 @@ def _rule(check: _Checker, data: object, exclude: bool, index: int, section: str
         )
     check.known_fields(data, COMMON_FIELDS | ADMISSION_FIELDS)
     return Rule(name, rule_type, exclude, **_admissions(check, data))
+
+
+class CohortRuleFile(ContentModel):
+    """One rule of a cohort: its fields depend on ``type`` (see docs/cohorts.md); checked in full on loading."""
+
+    name: str = Field(pattern=f"^{NAME.pattern}$")
+    type: Literal["demographic", "measure", "score", "segment", "admission_risk", "activity", "register", "admissions"]
+    description: str | None = None
+    column: str | None = Field(None, description="Comparison rules: a column of the rule type's table.")
+    op: Literal["==", "!=", ">", ">=", "<", "<=", "in", "not_in", "between"] | None = None
+    value: float | bool | str | list[float | str] | None = None
+    window: Literal["12m", "24m"] | None = Field(None, description="Activity rules: the 12- or 24-month count.")
+    any: list[dict[str, object]] | None = Field(None, description="Conditions (column, op, value), any true.")
+    all: list[dict[str, object]] | None = Field(None, description="Conditions (column, op, value), all true.")
+    definition: str | list[str] | None = Field(None, description="Register rules: definition id(s).")
+    status: Literal["active", "ever"] | None = None
+    within_days: int | None = Field(None, ge=1, le=MAX_WINDOW_DAYS)
+    method: str | list[str] | None = Field(None, description="emergency, elective, maternity, other, any or codes.")
+    window_days: int | None = Field(None, ge=1, le=MAX_WINDOW_DAYS)
+    at_least: int | None = Field(None, ge=1, le=1000)
+    rule_set: str | None = Field(None, description="A CSV of diagnosis rules beside the definition or shipped.")
+    conditions: str | list[str] | None = None
+    icd10: str | list[str] | None = None
+    position: Literal["primary", "any"] | None = None
+
+
+class CohortFile(ContentModel):
+    """A cohort definition file (``content/cohorts/*.yaml`` or a user's ``--cohorts`` folder)."""
+
+    name: str = Field(pattern=f"^{NAME.pattern}$", description="The cohort's name: lower-case, unique in the folder.")
+    title: str
+    description: str | None = None
+    version: str | int | float | None = None
+    sources: list[str | dict[str, str]] | None = Field(None, description="Citations: text, or name: citation.")
+    include: list[CohortRuleFile] = Field(min_length=1)
+    exclude: list[CohortRuleFile] | None = None
 
 
 def read_cohort(path: Traversable | Path, folder: Traversable | Path) -> Cohort:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pydantic import Field
 
 from openphm.content import content_path
+from openphm.content.validation import ContentModel
 from openphm.errors import OpenPHMError
 
 TABLES = ("population", "measure", "risk", "activity", "segment")
@@ -141,6 +143,57 @@ class Rules:
 
     def band(self, tier: int) -> str:
         return next(name for name, (low, high) in self.need_bands.items() if low <= tier <= high)
+
+
+# -- the file's shape (for editors: docs/schemas/segment-rules.schema.json) ----------------------------------
+class ConditionFile(ContentModel):
+    """One condition: exactly one of register, flag, any_flag_of, segment, column, all, any (checked on loading)."""
+
+    register_: str | None = Field(  # BaseModel has an attribute named register
+        None, alias="register", description="An active register row of this definition id."
+    )
+    within_days: int | None = Field(None, ge=1, description="With register: its latest code within N days.")
+    flag: str | None = Field(None, description="Need tiers only: this subsegment flag is set.")
+    any_flag_of: str | None = Field(None, description="Need tiers only: any flag of this segment is set.")
+    segment: str | None = Field(None, description="Need tiers only: the assigned segment is this one.")
+    column: str | None = Field(None, description=f"TABLE.COLUMN, TABLE one of {', '.join(TABLES)}.")
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    below: float | None = None
+    equals: float | bool | None = None
+    all: list[ConditionFile] | None = None
+    any: list[ConditionFile] | None = None
+
+
+class SubsegmentFile(ContentModel):
+    segment: str
+    also: list[ConditionFile] | None = Field(None, description="Further arms, any of which sets the flag.")
+    within_days: int | None = Field(None, ge=1)
+
+
+class NeedTierFile(ContentModel):
+    tier: int = Field(ge=1)
+    name: str = Field(min_length=1)
+    when: ConditionFile
+
+
+class OtherwiseTierFile(ContentModel):
+    tier: int = Field(ge=1)
+    name: str = Field(min_length=1)
+
+
+class RulesFile(ContentModel):
+    """The segmentation rules file (``content/segments/rules.yaml`` or a user's ``--segment-rules``)."""
+
+    version: str | int | float
+    precedence: list[str] = Field(min_length=1, description="Segment ids, highest first; the fallback last.")
+    fallback: str
+    condition_segment: str
+    subsegments: dict[str, SubsegmentFile] | None = None
+    need_tiers: list[NeedTierFile] = Field(min_length=1)
+    need_tier_otherwise: OtherwiseTierFile
+    need_bands: dict[str, tuple[int, int]] = Field(min_length=1, description="Band: [lowest tier, highest tier].")
 
 
 # -- parsing --------------------------------------------------------------------------------------------
