@@ -8,7 +8,6 @@ file, the rule and the field - so that a typo never turns into an empty cohort a
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
@@ -20,7 +19,7 @@ from pydantic import Field
 
 from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.codes.systems import ICD10, OPCS4
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.content.validation import ContentModel
 from openphm.errors import OpenPHMError
 from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
@@ -349,8 +348,7 @@ def _rule_set_file(check: _Checker, name: str) -> Traversable | Path:
 def read_rule_set(check: _Checker, name: str) -> tuple[RuleSetRow, ...]:
     """A diagnosis rule set (CSV: condition, group, rule, system, code), codes normalised and checked."""
     path = _rule_set_file(check, name)
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        lines = list(csv.DictReader(handle))
+    lines = csv_rows(path)
     rows = []
     for n, line in enumerate(lines, start=2):
         kind, system = line.get("rule"), line.get("system")

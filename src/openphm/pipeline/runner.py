@@ -109,9 +109,9 @@ def run(
         for s in order_stages(chosen, available):
             step(s.name)
             started = time.perf_counter()
-            inputs = {t: eng.table(t) for t in s.inputs}
+            inputs: dict[str, nw.LazyFrame | None] = {t: eng.table(t) for t in s.inputs}
             inputs |= {t: eng.table(t) if eng.has_table(t) else None for t in s.optional_inputs}
-            parts = WHOLE
+            parts: tuple[PersonSlice, ...] = WHOLE
             if s.per_person and eng.has_table("population"):
                 if slices is None:
                     slices = person_slices(eng.table("population"), people_per_slice)

@@ -68,8 +68,8 @@ def data_years(engine: Engine) -> DataYears:
     activity = activity_by_year(engine)
     volumes = {year: n for year, (n, _) in activity.items() if date(year, 3, 31) <= extract}
     if not volumes:
-        last = max((latest for _, latest in activity.values()), default=extract)
-        return DataYears((min(last, extract),))
+        last_day = max((latest for _, latest in activity.values()), default=extract)
+        return DataYears((min(last_day, extract),))
     busiest = max(volumes.values())
     kept = [year for year, n in sorted(volumes.items()) if n >= PLAUSIBLE_SHARE * busiest]
     first, last = kept[0], kept[-1]

@@ -17,7 +17,6 @@ This is the one implementation of the CMS in openphm: other stages read ``risk.c
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,7 +25,7 @@ from functools import cache
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.engine import distinct
 from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
@@ -57,21 +56,19 @@ class CmsSpec:
 def spec() -> CmsSpec:
     """The shipped CMS: condition weights and criteria."""
     folder = content_path("scores", "cms")
-    with folder.joinpath("conditions.csv").open(encoding="utf-8", newline="") as handle:
-        weights = {r["condition"]: float(r["weight"]) for r in csv.DictReader(handle)}
-    with folder.joinpath("criteria.csv").open(encoding="utf-8", newline="") as handle:
-        criteria = tuple(
-            Criterion(
-                r["condition"],
-                int(r["alternative"]),
-                r["definition"],
-                r["test"],
-                int(r["days"]) if r["days"] else None,
-                int(r["min_issues"]) if r["min_issues"] else None,
-                r["negate"].strip().lower() == "true",
-            )
-            for r in csv.DictReader(handle)
+    weights = {r["condition"]: float(r["weight"]) for r in csv_rows(folder.joinpath("conditions.csv"))}
+    criteria = tuple(
+        Criterion(
+            r["condition"],
+            int(r["alternative"]),
+            r["definition"],
+            r["test"],
+            int(r["days"]) if r["days"] else None,
+            int(r["min_issues"]) if r["min_issues"] else None,
+            r["negate"].strip().lower() == "true",
         )
+        for r in csv_rows(folder.joinpath("criteria.csv"))
+    )
     unknown = {c.test for c in criteria} - {*REGISTER_TESTS, ISSUES}
     if unknown or {c.condition for c in criteria} != set(weights):
         raise ValueError("content/scores/cms: criteria.csv does not match conditions.csv or uses an unknown test")
@@ -147,7 +144,7 @@ def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: Cms
             .filter(nw.col("issues") >= nw.col("min_issues"))
             .select(keep)
         )
-    required = {}
+    required: dict[tuple[str, int], int] = {}
     for c in cms.criteria:
         required[(c.condition, c.alternative)] = required.get((c.condition, c.alternative), 0) + (not c.negate)
     needs = context.engine.frame(

@@ -14,7 +14,6 @@ marks the 65+. Deficits, categories and the polypharmacy rule are package data (
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -23,7 +22,7 @@ import narwhals as nw
 import pyarrow as pa
 from pydantic import Field
 
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.content.validation import ContentError, ContentModel, read_yaml, validated
 from openphm.engine import distinct
 
@@ -64,10 +63,10 @@ class EfiSettings(ContentModel):
 def spec() -> EfiSpec:
     """The shipped eFI specification."""
     folder = content_path("scores", "efi")
-    with folder.joinpath("deficits.csv").open(encoding="utf-8", newline="") as handle:
-        deficits = {r["deficit"]: r["definition"] or None for r in csv.DictReader(handle)}
-    with folder.joinpath("categories.csv").open(encoding="utf-8", newline="") as handle:
-        categories = tuple((r["category"], float(r["upper"]) if r["upper"] else None) for r in csv.DictReader(handle))
+    deficits = {r["deficit"]: r["definition"] or None for r in csv_rows(folder.joinpath("deficits.csv"))}
+    categories = tuple(
+        (r["category"], float(r["upper"]) if r["upper"] else None) for r in csv_rows(folder.joinpath("categories.csv"))
+    )
     source = "scores/efi/settings.yaml"
     settings = validated(
         EfiSettings, read_yaml(folder.joinpath("settings.yaml"), source, ContentError), source, ContentError
