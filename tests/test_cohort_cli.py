@@ -26,7 +26,7 @@ def test_list_refuses_a_malformed_definition_in_one_line(tmp_path: Path) -> None
         encoding="utf-8",
     )
     line = one_line_error(phm("cohort", "list", "--definitions", str(tmp_path)))
-    assert "mine.yaml: rule 'busy': field 'op': '=>' is not an operator" in line
+    assert "mine.yaml: rule 'busy': field 'op': '=>' is not one of '=='" in line
 
 
 def test_run_one_cohort_then_all(source: Callable[[Rows], Path], tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_a_manifest_without_id_is_one_line_and_exit_2_through_the_cli(tmp_path: 
     ("changes", "expected"),
     [
         ({"colour": "red"}, "field 'colour': unknown field"),
-        ({"kind": "disease"}, "field 'kind': Input should be 'condition', 'medicine'"),
+        ({"kind": "disease"}, "field 'kind': 'disease' is not one of 'condition', 'medicine'"),
         ({"id": "Asthma Local"}, "field 'id': String should match pattern"),
         ({"lookback_days": 0}, "field 'lookback_days': Input should be greater than or equal to 1"),
         ({"b2h": {"segment": "long_term_conditions"}}, "field 'b2h.subsegment': missing"),

@@ -222,7 +222,7 @@ def test_a_malformed_rules_file_is_one_line_naming_the_field(change, field: str)
     with pytest.raises(SegmentRulesError) as raised:
         parse(document, "mine.yaml")
     message = str(raised.value)
-    assert "\n" not in message and message.startswith(f"segment rules mine.yaml: {field}")
+    assert "\n" not in message and message.startswith(f"segment rules mine.yaml: field '{field}")
 
 
 def test_unreadable_rules_files(tmp_path: Path) -> None:

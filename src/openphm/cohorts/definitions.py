@@ -14,13 +14,12 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field
 
 from openphm.activity.stage import COST_COLUMNS, COUNT_COLUMNS, WEEKS_COLUMN
 from openphm.codes.systems import ICD10, OPCS4
 from openphm.content import content_path, csv_rows
-from openphm.content.validation import ContentModel
+from openphm.content.validation import ContentModel, read_yaml, validated
 from openphm.errors import OpenPHMError
 from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
@@ -449,7 +448,7 @@ def _rule(check: _Checker, data: object, exclude: bool, index: int, section: str
 class CohortRuleFile(ContentModel):
     """One rule of a cohort: its fields depend on ``type`` (see docs/cohorts.md); checked in full on loading."""
 
-    name: str = Field(pattern=f"^{NAME.pattern}$")
+    name: str = Field(json_schema_extra={"pattern": f"^{NAME.pattern}$"})  # checked with its own message
     type: Literal["demographic", "measure", "score", "segment", "admission_risk", "activity", "register", "admissions"]
     description: str | None = None
     column: str | None = Field(None, description="Comparison rules: a column of the rule type's table.")
@@ -473,7 +472,10 @@ class CohortRuleFile(ContentModel):
 class CohortFile(ContentModel):
     """A cohort definition file (``content/cohorts/*.yaml`` or a user's ``--cohorts`` folder)."""
 
-    name: str = Field(pattern=f"^{NAME.pattern}$", description="The cohort's name: lower-case, unique in the folder.")
+    name: str = Field(
+        description="The cohort's name: lower-case, unique in the folder.",
+        json_schema_extra={"pattern": f"^{NAME.pattern}$"},  # checked with its own message
+    )
     title: str
     description: str | None = None
     version: str | int | float | None = None
@@ -485,12 +487,8 @@ class CohortFile(ContentModel):
 def read_cohort(path: Traversable | Path, folder: Traversable | Path) -> Cohort:
     """Load and check one cohort definition file."""
     check = _Checker(path.name, folder)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise CohortError(f"{path.name}: not valid YAML{line}") from None
+    data = read_yaml(path, path.name, CohortError)
+    validated(CohortFile, data, path.name, CohortError, {"include": "rule", "exclude": "rule"})  # the shape
     data = check.mapping(data, "(file)")
     check.known_fields(data, TOP_FIELDS)
     name = check.required(data, "name")

@@ -68,7 +68,11 @@ def validated(
 
 
 def one_line(problem: ErrorDetails, document: object, source: str, rule_lists: Mapping[str, str]) -> str:
-    """``source: [rule 'x': ]field 'y': problem`` for one pydantic error (the value itself is never shown)."""
+    """``source: [rule 'x': ]field 'y': problem`` for one pydantic error.
+
+    The offending value is shown only when it is one of a fixed list's wrong choices (a content file's own
+    word, such as an operator); content files hold settings, never a person's data.
+    """
     path: list[str] = []
     rule = ""
     here = document
@@ -107,6 +111,8 @@ def _problem(problem: ErrorDetails) -> str:
         return "missing"
     if kind == "extra_forbidden":
         return "unknown field (a typing error?)"
+    if kind == "literal_error" and isinstance(problem.get("input"), str | int | float):
+        return f"'{problem.get('input')}' is not one of {problem.get('ctx', {}).get('expected', 'the allowed values')}"
     message = problem["msg"]
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 

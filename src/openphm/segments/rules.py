@@ -13,11 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import Field
 
 from openphm.content import content_path
-from openphm.content.validation import ContentModel
+from openphm.content.validation import ContentModel, read_yaml, validated
 from openphm.errors import OpenPHMError
 
 TABLES = ("population", "measure", "risk", "activity", "segment")
@@ -204,7 +203,7 @@ class _Reader:
         self.source = source
 
     def fail(self, field: str, problem: str) -> SegmentRulesError:
-        return SegmentRulesError(f"segment rules {self.source}: {field}: {problem}")
+        return SegmentRulesError(f"segment rules {self.source}: field '{field}': {problem}")
 
     def mapping(self, value: object, field: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
@@ -295,6 +294,7 @@ class _Reader:
 
 def parse(document: object, source: str) -> Rules:
     """Rules from a parsed YAML document; ``source`` names the file in error messages."""
+    validated(RulesFile, document, f"segment rules {source}", SegmentRulesError)  # the shape; then the meaning
     r = _Reader(source)
     top = r.mapping(
         document,
@@ -404,23 +404,9 @@ def _name(r: _Reader, value: object, field: str) -> str:
 
 
 def _load(path: str | None) -> Rules:
-    if path is None:
-        text = content_path("segments", "rules.yaml").read_text(encoding="utf-8")
-        source = "(package default)"
-    else:
-        file = Path(path)
-        source = file.name
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError:
-            raise SegmentRulesError(f"segment rules {source}: cannot read the file") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "the file"
-        raise SegmentRulesError(f"segment rules {source}: {where}: not valid YAML") from None
-    return parse(document, source)
+    file = content_path("segments", "rules.yaml") if path is None else Path(path)
+    source = "(package default)" if path is None else file.name
+    return parse(read_yaml(file, f"segment rules {source}", SegmentRulesError), source)
 
 
 def load_rules(path: Path | str | None = None) -> Rules:
