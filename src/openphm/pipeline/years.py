@@ -64,7 +64,7 @@ def data_years(engine: Engine) -> DataYears:
     NHS data years run April to March, so four years of data give four year-end snapshots. Without a complete
     year, the one snapshot is at the last activity date (or the extract date, for a store without activity).
     """
-    extract = extract_date(engine)
+    extract = _extract_date(engine)
     activity = activity_by_year(engine)
     volumes = {year: n for year, (n, _) in activity.items() if date(year, 3, 31) <= extract}
     if not volumes:
@@ -79,7 +79,7 @@ def data_years(engine: Engine) -> DataYears:
     return DataYears(tuple(date(year, 3, 31) for year in range(first, last + 1)), left_out)
 
 
-def extract_date(engine: Engine) -> date:
+def _extract_date(engine: Engine) -> date:
     """The extract date the store was ingested with (today for a store without one)."""
     rows = engine.table("run_log").filter(nw.col("metric") == "extract_date").select("detail").collect().rows()
     return date.fromisoformat(rows[-1][0]) if rows else date.today()
