@@ -67,6 +67,18 @@ def test_totals_and_breakdowns_add_up(duckdb_out: dict[str, pl.DataFrame]) -> No
     assert row["cost_per_head"] == pytest.approx(row["cost_total"] / row["people"])
 
 
+def test_the_maternal_flag_is_counted_in_every_segment(duckdb_out: dict[str, pl.DataFrame]) -> None:
+    """agg_population.maternal counts the flag whatever the segment, per area and breakdown."""
+    agg = duckdb_out["agg_population"]
+    segment = pl.from_arrow(_tables()["segment"]).filter(as_of=AS_OF[0])
+    expected = segment.group_by("segment").agg(pl.col("maternal").sum().cast(pl.Int64)).sort("segment")
+    got = agg.filter(level="national", breakdown="segment", as_of=AS_OF[0]).select("segment", "maternal")
+    assert got.sort("segment").equals(expected)
+    assert (expected["maternal"] > 0).all()  # flagged people sit in every segment, not only maternal_and_infant
+    total = agg.filter(level="national", breakdown="total", as_of=AS_OF[0])["maternal"].item()
+    assert total == segment["maternal"].sum()
+
+
 def test_transitions_add_up_to_both_populations(duckdb_out: dict[str, pl.DataFrame]) -> None:
     moves = duckdb_out["agg_transition"]
     agg = duckdb_out["agg_population"].filter(breakdown="total")
@@ -113,7 +125,7 @@ def test_absent_inputs_give_nulls_and_empty_tables_never_zeros(tmp_path: Path) -
     assert agg.height > 0
     assert agg["segment"].null_count() == agg.height and agg["need_tier"].null_count() == agg.height
     assert not any("segment" in b or "need_tier" in b for b in agg["breakdown"].unique())
-    for column in ("emergency_admissions", "cost_total", "cost_per_head"):
+    for column in ("emergency_admissions", "cost_total", "cost_per_head", "maternal"):
         assert agg[column].null_count() == agg.height
     assert agg.filter(level="practice")["area_name"].null_count() == agg.filter(level="practice").height
     for name in AGG_TABLES:

@@ -60,7 +60,7 @@ def test_person_table_is_required(tmp_path: Path) -> None:
 def test_invalid_purpose_and_date_are_refused(source: Callable[[Rows], Path], tmp_path: Path) -> None:
     folder = str(source({"person": [person(ALICE)]}))
     assert "purpose" in one_line_error(
-        phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--purpose", "research")
+        phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--purpose", "marketing")
     )
     result = phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--extract-date", "31/12/2024")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -80,6 +80,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, engine: str) -> None:
     report = tmp_path / "demo" / "report.html"
     assert "Report:" in result.stdout and report.stat().st_size > 50_000
     assert "Methods" in report.read_text(encoding="utf-8")
+    assert "Serve it: phm serve --store" in result.stdout  # with a demo admin whose password is in a 600 file
+    assert (tmp_path / "demo" / "demo-password.txt").stat().st_mode & 0o777 == 0o600
 
 
 def test_summary_counts_of_people_are_disclosure_controlled(source: Callable[[Rows], Path], tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from openphm.codes import load_definitions
 from openphm.cohorts.definitions import CohortError, check_registers, load_cohorts
+from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS
 
 GOOD_RULE = '{name: old, type: demographic, column: age, op: ">=", value: 65}'
 
@@ -141,7 +142,7 @@ def test_shipped_cohorts_load_with_their_sources() -> None:
     check_registers(cohorts, set(load_definitions()))
     assert all(c.sources and c.title and c.version for c in cohorts.values())
     acsc = cohorts["acsc_emergency_admissions"].rules[0]
-    assert acsc.methods == tuple(str(m) for m in range(21, 29))
+    assert acsc.methods == EMERGENCY_ADMISSION_METHODS
     conditions = {r.condition for r in acsc.rule_set}
     assert len(conditions) == 20  # the 19 conditions, with COPD's acute-bronchitis rule kept apart
     assert any("nhp_data" in s for s in cohorts["acsc_emergency_admissions"].sources)

@@ -309,3 +309,16 @@ def test_rule_engine_on_hand_made_frames(backend: str) -> None:
     frail = got["severe_frailty"].members.sort("person_id").collect("polars")
     assert frail["person_id"].to_list() == ["p1", "p3"]  # p4 is not in the population
     assert frail["reasons"].to_list() == ["efi_severe", "efi_severe"]
+
+
+def test_members_carry_the_segment_and_the_maternal_flag(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    """A worklist shows maternal health beside the segment, whatever the segment (null without a segment table)."""
+    segment = upstream({"who": ["a", "d"], "segment": ["long_term_conditions", "healthy"], "maternal": [True, False]})
+    store = pipeline(source, tmp_path, acsc_tables(), extra={"segment": segment})
+    frame = read_table(store, "cohort_member").filter(cohort="acsc_emergency_admissions")
+    rows = {WHO[r["person_id"]]: (r["segment"], r["maternal"]) for r in frame.to_dicts()}
+    assert rows["a"] == ("long_term_conditions", True)
+    assert rows["d"] == ("healthy", False)
+    assert rows["g"] == (None, None)  # no segment row for that person
+    bare = read_table(pipeline(source, tmp_path / "bare", acsc_tables()), "cohort_member")
+    assert bare["maternal"].null_count() == bare.height and bare["segment"].null_count() == bare.height

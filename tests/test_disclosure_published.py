@@ -17,7 +17,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openphm.analytics.aggregates import COSTS, COUNTS, DIMENSIONS, breakdown_name, population_aggregates
+from openphm.analytics.aggregates import COSTS, COUNTS, DIMENSIONS, FLAG_COUNTS, breakdown_name, population_aggregates
 from openphm.analytics.disclosure import POLICIES
 from openphm.analytics.published import _ancestry, protect_tables
 from tests.support.analytics import run_stage
@@ -61,6 +61,7 @@ def _population(counts: list[int], admissions: list[int]) -> pl.DataFrame:
                 c: [min(a, p) if c == "emergency_admissions" else 0 for a, p in zip(admissions, counts, strict=True)]
                 for c in COUNTS
             },
+            "maternal": [p // 3 for p in counts],
             "social_care_weeks": [0.5 * p for p in counts],
             **{c: [10.0 * p for p in counts] for c in COSTS},
         }
@@ -155,7 +156,7 @@ def test_every_table_of_a_run_is_protected_and_transition_margins_are_linked(tmp
     assert sorted(out) == sorted(exact)
     for name, frame in out.items():
         assert frame.height == exact[name].height, name
-        for column in ("people", "events", "population", *COUNTS):
+        for column in ("people", "events", "population", *COUNTS, *FLAG_COUNTS):
             if column in frame.columns and not (name == "agg_inequality" and column == "events"):
                 shown = frame[column].drop_nulls().cast(pl.Float64).to_numpy()
                 assert not ((shown >= 1) & (shown <= 7)).any(), (name, column)

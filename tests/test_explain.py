@@ -40,7 +40,7 @@ def test_organ_failure_is_explained_by_code_measure_and_admissions(store: tuple[
     e = explain(path, ids["ckd4_four_admissions"])
     assert (e.as_of, e.segment, e.need_tier, e.need_band) == (LAST, "organ_failure", 9, "moderate")
     assert e.need_tier_name == "Dominant major chronic condition"
-    assert set(e.flags) == {"end_stage_renal_failure", "chronic_kidney_disease", "acute_episode"}
+    assert set(e.flags) == {"end_stage_renal_failure", "chronic_kidney_disease"}
     ckd = next(f for f in e.facts if f.supports == "chronic_kidney_disease")
     assert (ckd.code, ckd.system, ckd.date, ckd.setting) == ("129151000119102", "snomed", date(2024, 5, 1), "gp")
     assert ckd.term == "Chronic kidney disease stage 4 due to hypertension"

@@ -14,22 +14,13 @@ from typer.testing import CliRunner
 from openphm.analytics.published import published_tables
 from openphm.cli import app
 from openphm.ingest import ingest
+from openphm.ingest.policy import load_policy
 from openphm.pipeline import registered_stages, run
-from tests.support.sources import EXTRACT, KEY, person, write_source
+from tests.support.sources import EXTRACT, KEY, nhs_number, person, write_source
 
 Rows = dict[str, list[dict[str, object]]]
 PRACTICES = {"Y90001": "U90001", "Y90002": "U90001", "Y90003": "U90002"}
 COUNT_COLUMNS = ("people", "emergency_admissions", "ae_attendances", "gp_contacts", "population")
-
-
-def nhs_number(serial: int) -> str | None:
-    """A Modulus 11 valid number from the range reserved for testing (999 ...), or None for an invalid serial."""
-    body = f"999{serial:06d}"
-    remainder = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True)) % 11
-    check = 11 - remainder
-    if check == 10:
-        return None
-    return body + str(0 if check == 11 else check)
 
 
 def _source_rows() -> Rows:
@@ -64,10 +55,13 @@ def _source_rows() -> Rows:
     return {"person": people, "practice": practice}
 
 
-def _store(folder: Path, purpose: str) -> Path:
-    store = folder / f"{purpose}.duckdb"
+def _store(folder: Path, purpose: str, checked_on: str | None = None) -> Path:
+    rows = _source_rows()
+    if checked_on:  # everyone cleared by a national check of that date
+        rows["opt_out_cleared"] = [{"nhs_number": p["nhs_number"], "checked_on": checked_on} for p in rows["person"]]
+    store = folder / f"{purpose}{'-checked' if checked_on else ''}.duckdb"
     ingest(
-        write_source(folder / f"source-{purpose}", _source_rows()),
+        write_source(folder / store.stem, rows),
         store,
         key=KEY,
         purpose=purpose,
@@ -81,7 +75,11 @@ def _store(folder: Path, purpose: str) -> Path:
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("export")
-    return {"planning": _store(folder, "planning"), "direct-care": _store(folder, "direct-care")}
+    return {
+        "planning": _store(folder, "planning"),
+        "direct-care": _store(folder, "direct-care"),
+        "old-check": _store(folder, "planning", checked_on="2025-01-31"),
+    }
 
 
 def phm(*args: str) -> tuple[int, str]:
@@ -195,3 +193,48 @@ def test_a_store_without_aggregates_is_refused(source: Callable[[Rows], Path], t
     ingest(source({"person": [person(nhs_number(1) or "")]}), store, key=KEY, extract_date=EXTRACT)
     code, output = phm("export", "--store", str(store), "--out", str(tmp_path / "x"))
     assert code == 2 and "phm run" in output
+
+
+def test_planning_outputs_from_a_direct_care_store_are_refused_unless_overridden(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    store = stores["direct-care"]
+    out = tmp_path / "mixed"
+    code, output = phm("export", "--store", str(store), "--out", str(out))
+    assert code == 2 and "Traceback" not in output and not out.exists()
+    assert "ingested for direct-care" in output and "--allow-purpose-mismatch" in output
+    assert len(output.strip().splitlines()) == 1
+    code, output = phm("report", "--store", str(store), "--out", str(tmp_path / "r.html"))
+    assert code == 2 and "ingested for direct-care" in output and not (tmp_path / "r.html").exists()
+
+    code, output = phm("export", "--store", str(store), "--out", str(out), "--allow-purpose-mismatch")
+    assert code == 0, output
+    log = json.loads((out / "export_log.json").read_text())
+    assert log["purpose"] == "planning" and log["store_purpose"] == "direct-care"
+    assert log["override_purpose_mismatch"] and log["opt_out_policy_version"] == load_policy().version
+    code, output = phm("report", "--store", str(store), "--out", str(tmp_path / "r.html"), "--allow-purpose-mismatch")
+    assert code == 0, output
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "explicit override" in page
+    beside = [json.loads(line) for line in (store.parent / f"{store.name}.export-log.jsonl").read_text().splitlines()]
+    assert {e.get("output", "export") for e in beside if e["override_purpose_mismatch"]} == {"export", "report"}
+
+
+def test_outputs_state_purpose_policy_version_and_an_old_national_check(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    version = load_policy().version
+    out = tmp_path / "planning"
+    assert phm("export", "--store", str(stores["planning"]), "--out", str(out))[0] == 0
+    log = json.loads((out / "export_log.json").read_text())
+    assert (log["purpose"], log["store_purpose"], log["opt_out_policy_version"]) == ("planning", "planning", version)
+    assert "Type 1 objections" in log["opt_outs"] and log["warnings"] == []
+
+    old = tmp_path / "old"
+    code, output = phm("export", "--store", str(stores["old-check"]), "--out", str(old))
+    assert code == 0 and "days old" in output
+    log = json.loads((old / "export_log.json").read_text())
+    assert log["national_check"] == "2025-01-31" and "days old" in log["warnings"][0]
+    assert phm("report", "--store", str(stores["old-check"]), "--out", str(tmp_path / "o.html"))[0] == 0
+    page = (tmp_path / "o.html").read_text(encoding="utf-8")
+    assert "checked on 2025-01-31" in page and f"opt-out policy {version}" in page

@@ -48,8 +48,9 @@ def measured(
         reading(ALICE, "2024-01-01", BMI, 95.0),  # implausible
         reading(ALICE, "2022-01-01", DBP, 80),
         reading(ALICE, "2023-02-01", DBP, 85),
-        reading(ALICE, "2022-01-01", EGFR, 42.0),
-        reading(BOB, "2023-01-01", EGFR, 12.0),
+        reading(ALICE, "2021-06-01", EGFR, 48.0),
+        reading(ALICE, "2022-01-01", EGFR, 42.0),  # below 60 for 214 days: stage 3
+        reading(BOB, "2023-01-01", EGFR, 12.0),  # a single reading sets no stage (KDIGO: > 3 months)
         gp(ALICE, "2020-01-01", "77176002"),
         gp(ALICE, "2022-01-01", "8517006"),  # current, then ex-smoker
         gp(BOB, "2023-01-01", "77176002"),
@@ -93,9 +94,10 @@ def test_latest_values_and_dates(measured: tuple[pl.DataFrame, Path]) -> None:
     assert (alice["sbp_previous"], alice["sbp_previous_date"]) == (110.0, date(2022, 6, 1))
     assert (alice["dbp"], alice["dbp_previous"]) == (85.0, 80.0)
     assert alice["egfr"] == 42.0 and alice["ckd_stage"] == 3
+    assert (alice["egfr_previous"], alice["egfr_previous_date"]) == (48.0, date(2021, 6, 1))
     assert alice["smoking_category"] == 1  # the latest status, ex-smoker, wins over the earlier current
     bob = _at(frame, "bob", AS_OF[0])
-    assert bob["smoking_category"] == 4 and bob["ckd_stage"] == 5
+    assert bob["smoking_category"] == 4 and bob["egfr"] == 12.0 and bob["ckd_stage"] == 1
     assert bob["bmi"] == 27.5 and _at(frame, "bob", AS_OF[1])["bmi"] == 28.5
     assert bob["sbp"] is None and bob["sbp_sd5"] is None
 

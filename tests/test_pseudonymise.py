@@ -72,6 +72,7 @@ def test_pseudonym_is_hmac_sha256_as_published(tmp_path: Path) -> None:
 def test_key_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key_file = tmp_path / "key"
     key_file.write_bytes(KEY + b"\n")
+    key_file.chmod(0o600)
     assert load_key(key_file) == KEY
     monkeypatch.setenv("OPENPHM_KEY", KEY.decode())
     assert load_key(None) == KEY

@@ -64,7 +64,8 @@ TABLES: Rows = {
         gp(BOB, "2015-01-01", IMPOTENCE),
         gp(BOB, "2016-01-01", T2),
         gp(BOB, "2020-01-01", T1),  # coded after type 2: type 1 wins
-        reading(BOB, "2023-06-01", EGFR, 42.0),  # CKD stage 3 from eGFR alone
+        reading(BOB, "2023-01-15", EGFR, 48.0),
+        reading(BOB, "2023-06-01", EGFR, 42.0),  # CKD stage 3 from eGFR alone: below 60 for 137 days
         gp(CAROL, "2012-01-01", CHD),  # existing CVD: not eligible
         gp(CAROL, "2013-01-01", IMPOTENCE),  # a woman's code does not reach b_impotence2
         gp(EVE, "2020-01-01", AF),

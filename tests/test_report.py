@@ -149,6 +149,7 @@ def test_methods_hold_purpose_dates_coverage_rule_disclaimer_and_versions(report
     assert "redacted" in methods and "nearest 5" in methods
     assert first_line in methods
     assert "Rows per source table at ingest" in methods and "Quarantined rows by table and reason" in methods
+    assert "Failed and warned data-quality checks" in methods and "gp_event_after_death" in methods
     assert re.search(r"heart_failure\s+Heart failure\s+condition\s+\d{4}\.\d+", methods)
 
 

@@ -16,7 +16,7 @@ from openphm.codes import load_definitions
 from openphm.content import content_path
 from openphm.segments.assign import catalogue, wide_frame
 from openphm.segments.rules import SegmentRulesError, load_rules, parse
-from tests.support.segments import AS_OF, LAST, PEOPLE, Crafted, build
+from tests.support.segments import AS_OF, CKD4, LAST, PEOPLE, Crafted, build
 from tests.support.sources import read_table, store_path
 
 SEGMENTS = {
@@ -39,22 +39,34 @@ EXPECTED: dict[str, tuple[str, int, set[str]]] = {
     "ckd4_four_admissions": (
         "organ_failure",
         9,
-        {"end_stage_renal_failure", "chronic_kidney_disease", "acute_episode"},
+        {"end_stage_renal_failure", "chronic_kidney_disease"},
     ),
     "infant": ("maternal_and_infant", 2, {"infant"}),
-    "ae_only": ("acutely_ill", 3, {"acute_episode"}),
-    "ckd4_three_admissions": ("long_term_conditions", 9, {"chronic_kidney_disease", "acute_episode"}),
+    "ae_only": ("healthy", 3, set()),  # an A&E attendance alone is not a current serious episode
+    "emergency_90_days_ago": ("acutely_ill", 1, {"acute_episode"}),
+    "emergency_91_days_ago": ("healthy", 1, set()),
+    "ckd4_three_admissions": ("long_term_conditions", 9, {"chronic_kidney_disease"}),
     "ckd5_egfr": ("organ_failure", 9, {"end_stage_renal_failure"}),
+    "ckd5_single_egfr": ("healthy", 1, set()),
     "pregnant": ("maternal_and_infant", 6, {"maternal"}),
     "pregnant_asthma": ("long_term_conditions", 7, {"maternal", "asthma"}),
     "pregnant_at_41": ("maternal_and_infant", 7, {"maternal"}),
     "pregnant_long_ago": ("healthy", 1, set()),
+    "pregnant_at_13": ("maternal_and_infant", 7, {"maternal"}),
+    "pregnant_at_12": ("healthy", 1, set()),
+    "pregnant_at_50": ("maternal_and_infant", 7, {"maternal"}),
+    "pregnant_at_51": ("healthy", 1, set()),
+    "pregnancy_code_in_a_man": ("healthy", 1, set()),
+    "pregnant_then_miscarried": ("healthy", 1, set()),
+    "miscarried_then_pregnant": ("maternal_and_infant", 6, {"maternal"}),
+    "contraception_failure": ("healthy", 1, set()),
     "high_frailty": ("frailty_and_dementia", 11, {"high_frailty"}),
     "intermediate_frailty": ("frailty_and_dementia", 11, {"intermediate_frailty"}),
     "low_hfrs": ("healthy", 1, set()),
     "frail_hfrs_under_65": ("healthy", 1, set()),
     "palliative_cancer": ("incurable_cancer", 9, {"incurable_cancer", "cancer"}),
     "palliative_only": ("healthy", 1, set()),
+    "palliative_heart_failure_old_cancer": ("long_term_conditions", 9, {"cancer", "heart_failure"}),
     "four_ltc": ("long_term_conditions", 10, {"hypertension", "asthma", "epilepsy", "diabetes"}),
     "cms_high": ("long_term_conditions", 10, {"copd", "atrial_fibrillation"}),
     "copd_only": ("long_term_conditions", 9, {"copd"}),
@@ -68,7 +80,13 @@ EXPECTED: dict[str, tuple[str, int, set[str]]] = {
     "two_ltc": ("long_term_conditions", 5, {"hypertension", "asthma"}),
     "adult_contact": ("healthy", 3, set()),
     "child_contact": ("healthy", 2, set()),
-    "efi_high": ("healthy", 11, set()),
+    "efi_high": ("frailty_and_dementia", 11, {"intermediate_frailty"}),  # 9/36: moderate
+    "efi_12_of_36": ("frailty_and_dementia", 11, {"intermediate_frailty"}),
+    "efi_13_of_36": ("frailty_and_dementia", 11, {"high_frailty"}),  # severe
+    "efi_moderate_at_64": ("healthy", 11, set()),
+    "coded_moderate_frailty": ("frailty_and_dementia", 11, {"intermediate_frailty"}),
+    "coded_severe_frailty": ("frailty_and_dementia", 11, {"high_frailty"}),
+    "coded_frailty_long_ago": ("healthy", 1, set()),
     "efi_below": ("healthy", 1, set()),
     "acg": ("healthy", 1, set()),
 }
@@ -173,6 +191,7 @@ def test_absent_inputs_make_their_rules_unknown_not_false() -> None:
                 "person_id": pa.array([], pa.string()),
                 "as_of": pa.array([], pa.date32()),
                 "definition": pa.array([], pa.string()),
+                "first_date": pa.array([], pa.date32()),
                 "last_date": pa.array([], pa.date32()),
                 "active": pa.array([], pa.bool_()),
             }
@@ -270,21 +289,31 @@ FRAIL_HIGH = ("R29", "W19", "S00", "N39", "F05")  # HFRS 3.6 + 3.2 * 4 = 16.4
 UPSTREAM: dict[str, tuple[Crafted, str, int, set[str]]] = {
     "ckd4_four_admissions": (
         Crafted(
-            coded={"ckd": "2024-05-01"}, egfr=20.0, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7, 8))
+            coded={"ckd": "2024-05-01"}, egfrs=CKD4, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7, 8))
         ),
         "organ_failure",
         9,
-        {"end_stage_renal_failure", "chronic_kidney_disease", "acute_episode"},
+        {"end_stage_renal_failure", "chronic_kidney_disease"},
     ),
     "ckd4_three_admissions": (
         Crafted(
-            coded={"ckd": "2024-05-01"}, egfr=20.0, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7))
+            coded={"ckd": "2024-05-01"}, egfrs=CKD4, admissions=tuple((f"2024-0{m}-10", "21", ()) for m in (5, 6, 7))
         ),
         "long_term_conditions",
         9,
-        {"chronic_kidney_disease", "acute_episode"},
+        {"chronic_kidney_disease"},  # admissions more than 90 days ago: no current episode
     ),
-    "ae_only": (Crafted(born="1980-01-01", ae=("2024-08-01",)), "acutely_ill", 3, {"acute_episode"}),
+    "ae_only": (Crafted(born="1980-01-01", ae=("2024-08-01",)), "healthy", 3, set()),
+    # acutely ill: an emergency admission (any emergency method, 2A included; not 2C or elective) in 90 days
+    "method_2a_90_days_ago": (
+        Crafted(born="1980-01-01", admissions=(("2024-12-31", "2A", ()),)),
+        "acutely_ill",
+        3,
+        {"acute_episode"},
+    ),
+    "method_2a_91_days_ago": (Crafted(born="1980-01-01", admissions=(("2024-12-30", "2A", ()),)), "healthy", 3, set()),
+    "method_2c_recent": (Crafted(born="1980-01-01", admissions=(("2025-02-01", "2C", ()),)), "healthy", 3, set()),
+    "method_13_recent": (Crafted(born="1980-01-01", admissions=(("2025-02-01", "13", ()),)), "healthy", 3, set()),
     "elective_only": (Crafted(born="1980-01-01", admissions=(("2024-08-01", "11", ()),)), "healthy", 3, set()),
     "high_frailty": (
         Crafted(born="1950-01-15", admissions=(("2024-08-01", "11", FRAIL_HIGH),)),

@@ -167,3 +167,19 @@ def test_cli_bad_option_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--format" in lines[0]
+
+
+def test_emergency_admissions_use_the_modern_methods_in_their_shares(clean: SynthResult) -> None:
+    """2A, 2B and 2D appear in their set shares (docs/synth.md); 28 only before April 2013; no 2C (home birth)."""
+    episodes = pl.read_parquet(clean.out / "apc_episode.parquet").with_columns(
+        pl.col("admission_date").cast(pl.Date), pl.col("admission_method").cast(pl.String)
+    )
+    emergency = episodes.filter(pl.col("admission_method").str.starts_with("2"))
+    shares = dict(emergency.group_by("admission_method").len().with_columns(pl.col("len") / emergency.height).rows())
+    assert "2C" not in shares
+    assert emergency.filter(pl.col("admission_method") == "28")["admission_date"].max() is None or (
+        emergency.filter(pl.col("admission_method") == "28")["admission_date"].max() < date(2013, 4, 1)
+    )
+    assert emergency.height > 500
+    for method, share in {"21": 0.69, "22": 0.18, "2D": 0.05, "2B": 0.02, "2A": 0.015}.items():
+        assert abs(shares.get(method, 0.0) - share) < 0.3 * share + 0.01, (method, shares)

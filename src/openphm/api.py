@@ -17,6 +17,8 @@ from openphm.analytics.disclosure import published_counts
 from openphm.engine import open_store
 from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.pipeline import RunResult, run
+from openphm.quality.history import QualityView
+from openphm.quality.history import quality_view as quality
 from openphm.report import ReportResult, write_report
 from openphm.risk.scoring import SCORES, score_file
 from openphm.segments import explain
@@ -26,6 +28,7 @@ __all__ = [
     "PURPOSES",
     "SCORES",
     "DemoResult",
+    "QualityView",
     "Summary",
     "demo",
     "explain",
@@ -33,6 +36,7 @@ __all__ = [
     "ingest",
     "load_key",
     "new_key",
+    "quality",
     "run",
     "score_file",
     "summary",

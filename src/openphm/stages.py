@@ -9,6 +9,7 @@ import openphm.activity.stage
 import openphm.analytics.stage
 import openphm.cohorts.stage
 import openphm.population
+import openphm.quality.stage
 import openphm.registers.measures
 import openphm.registers.register
 import openphm.risk.model.stage

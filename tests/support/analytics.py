@@ -74,6 +74,7 @@ def _tables() -> dict[str, pa.Table]:
             # Every fifth person moves on to the next segment by the second date.
             "segment": SEGMENTS[(_index(p) + (p["as_of"] == AS_OF[1] and _index(p) % 5 == 0)) % 4],
             "need_tier": _index(p) % 11 + 1,
+            "maternal": _index(p) % 7 == 0,  # in every segment: a flag beside the segment
         }
         for p in present
     ]

@@ -57,12 +57,19 @@ def issue(who: str, when: str, bnf: str | None, dmd: str = "100000001") -> dict[
 
 
 def risk_table(
-    source: Callable[[Rows], Path], tmp_path: Path, tables: Rows, names: dict[str, str], engine: str = "duckdb"
+    source: Callable[[Rows], Path],
+    tmp_path: Path,
+    tables: Rows,
+    names: dict[str, str],
+    engine: str = "duckdb",
+    *,
+    measures: bool = False,
 ) -> dict[str, dict[str, object]]:
-    """Ingest ``tables``, run population, register and risk at AS_OF; the risk rows by name of person."""
+    """Ingest ``tables``, run population, register (and measures) and risk at AS_OF; risk rows by name of person."""
     store = store_path(tmp_path, engine)
     ingest(source(tables), store, key=KEY, engine=engine, extract_date=EXTRACT)
-    stages = [s for name, s in registered_stages().items() if name in ("population", "register", "risk")]
+    wanted = ("population", "register", "risk", *(("measures",) if measures else ()))
+    stages = [s for name, s in registered_stages().items() if name in wanted]
     run(store, engine=engine, as_of=(AS_OF,), stages=stages)
     pseudonyms = dict(zip(KeyedHash(KEY)(list(names)), names.values(), strict=True))
     frame = read_table(store, "risk", engine)

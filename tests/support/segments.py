@@ -45,6 +45,14 @@ CODES = {
     "depression": "35489007",
     "mrc_grade_5": "391126003",
     "home_oxygen": "243137006",
+    "lymph_node_secondary": "188399000",  # secondary malignant neoplasm of paratracheal lymph nodes
+    "secondary_arthritis": "202046009",  # arthritis secondary to malignancy
+    "palliative_antineoplastic": "1255904006",  # administration of palliative antineoplastic agent
+    "kidney_transplant": "719352000",  # kidney transplant recipient
+    "miscarriage": "17369002",
+    "contraception_failure": "102955006",
+    "moderate_frailty": "925831000000107",
+    "severe_frailty": "925861000000102",
 }
 
 
@@ -56,6 +64,7 @@ ACTIVITY_DEFAULTS: dict[str, object] = {
     "ae_attendances": 0,
     "mh_contacts": 0,
     "any_contact_24m": False,
+    "days_since_emergency_admission": None,
 }
 
 
@@ -67,12 +76,15 @@ TYPES = {
     "ae_attendances": pa.int64(),
     "mh_contacts": pa.int64(),
     "any_contact_24m": pa.bool_(),
+    "days_since_emergency_admission": pa.int64(),
 }
 
 
 @dataclass
 class Crafted:
     """A person: when born, what is coded (condition name -> date), eGFR, crafted risk and activity.
+
+    ``egfr`` is one reading on 2024-06-01; ``egfrs`` are (date, value) readings.
 
     ``admissions`` (date, HES admission method, ICD-10 codes), ``ae`` and ``mh`` (dates) are source rows for
     the real risk and activity stages; ``risk`` and ``activity`` are values for their stand-ins.
@@ -81,6 +93,7 @@ class Crafted:
     born: str = "1960-06-15"
     coded: dict[str, str] = field(default_factory=dict)
     egfr: float | None = None
+    egfrs: tuple[tuple[str, float], ...] = ()
     risk: dict[str, object] = field(default_factory=dict)
     activity: dict[str, object] = field(default_factory=dict)
     person: dict[str, object] = field(default_factory=dict)
@@ -90,6 +103,7 @@ class Crafted:
 
 
 CONTACT = {"any_contact_24m": True}
+CKD4 = (("2024-01-15", 22.0), ("2024-06-01", 20.0))  # below 30 for 138 days: CKD stage 4
 
 
 PEOPLE: dict[str, Crafted] = {
@@ -99,22 +113,41 @@ PEOPLE: dict[str, Crafted] = {
     "ld_asthma": Crafted(coded={"learning_disability": "2010-01-01", "asthma": "2024-05-01"}, activity=CONTACT),
     "nothing": Crafted(),
     "ckd4_four_admissions": Crafted(
-        coded={"ckd": "2024-05-01"}, egfr=20.0, activity={"emergency_admissions": 4, **CONTACT}
+        coded={"ckd": "2024-05-01"}, egfrs=CKD4, activity={"emergency_admissions": 4, **CONTACT}
     ),
     "infant": Crafted(born="2024-09-01", activity=CONTACT),
     "ae_only": Crafted(born="1950-06-15", activity={"ae_attendances": 1, **CONTACT}),
+    "emergency_90_days_ago": Crafted(activity={"emergency_admissions": 1, "days_since_emergency_admission": 90}),
+    "emergency_91_days_ago": Crafted(activity={"emergency_admissions": 1, "days_since_emergency_admission": 91}),
     # one per rule
-    "ckd4_three_admissions": Crafted(coded={"ckd": "2024-05-01"}, egfr=20.0, activity={"emergency_admissions": 3}),
-    "ckd5_egfr": Crafted(egfr=10.0),
+    "ckd4_three_admissions": Crafted(coded={"ckd": "2024-05-01"}, egfrs=CKD4, activity={"emergency_admissions": 3}),
+    "ckd5_egfr": Crafted(egfrs=(("2024-02-01", 12.0), ("2024-06-01", 10.0))),  # below 15 for 121 days
+    "ckd5_single_egfr": Crafted(egfr=10.0),  # one reading is not CKD (KDIGO: > 3 months)
     "pregnant": Crafted(born="1995-06-15", coded={"pregnancy": "2024-10-01"}, activity=CONTACT),
     "pregnant_asthma": Crafted(born="1995-06-15", coded={"pregnancy": "2024-10-01", "asthma": "2024-05-01"}),
     "pregnant_at_41": Crafted(born="1983-06-15", coded={"pregnancy": "2024-10-01"}),
     "pregnant_long_ago": Crafted(born="1995-06-15", coded={"pregnancy": "2023-06-01"}),
+    # the maternal flag: a woman aged 13-50, pregnancy losses end it, contraception failure is no pregnancy
+    "pregnant_at_13": Crafted(born="2011-12-15", coded={"pregnancy": "2024-10-01"}),
+    "pregnant_at_12": Crafted(born="2012-06-15", coded={"pregnancy": "2024-10-01"}),
+    "pregnant_at_50": Crafted(born="1974-09-15", coded={"pregnancy": "2024-10-01"}),
+    "pregnant_at_51": Crafted(born="1973-09-15", coded={"pregnancy": "2024-10-01"}),
+    "pregnancy_code_in_a_man": Crafted(born="1995-06-15", coded={"pregnancy": "2024-10-01"}, person={"sex": "M"}),
+    "pregnant_then_miscarried": Crafted(
+        born="1995-06-15", coded={"pregnancy": "2024-08-01", "miscarriage": "2024-10-01"}
+    ),
+    "miscarried_then_pregnant": Crafted(
+        born="1995-06-15", coded={"miscarriage": "2024-06-01", "pregnancy": "2024-10-01"}
+    ),
+    "contraception_failure": Crafted(born="1995-06-15", coded={"contraception_failure": "2024-10-01"}),
     "high_frailty": Crafted(born="1950-01-15", risk={"hfrs": 15.1}),
     "intermediate_frailty": Crafted(born="1950-01-15", risk={"hfrs": 5.0}),
     "low_hfrs": Crafted(born="1950-01-15", risk={"hfrs": 4.9}),
     "frail_hfrs_under_65": Crafted(born="1964-06-15", risk={"hfrs": 20.0}),
     "palliative_cancer": Crafted(coded={"palliative_care": "2024-05-01", "cancer": "2024-05-01"}),
+    "palliative_heart_failure_old_cancer": Crafted(
+        coded={"cancer": "2021-01-10", "heart_failure": "2023-05-01", "palliative_care": "2024-05-01"}
+    ),
     "palliative_only": Crafted(coded={"palliative_care": "2024-05-01"}),
     "four_ltc": Crafted(
         coded={"hypertension": "2024-05-01", "asthma": "2024-05-01", "epilepsy": "2024-05-01", "diabetes": "2024-05-01"}
@@ -133,6 +166,13 @@ PEOPLE: dict[str, Crafted] = {
     "child_contact": Crafted(born="2015-06-15", activity=CONTACT),
     "efi_high": Crafted(born="1950-06-15", risk={"efi": 0.25}),
     "efi_below": Crafted(born="1950-06-15", risk={"efi": 0.24}),
+    # primary-care frailty: eFI bands (Clegg 2016) at 65+, and coded moderate/severe frailty in two years
+    "efi_12_of_36": Crafted(born="1950-06-15", risk={"efi": 12 / 36}),
+    "efi_13_of_36": Crafted(born="1950-06-15", risk={"efi": 13 / 36}),
+    "efi_moderate_at_64": Crafted(born="1960-09-15", risk={"efi": 10 / 36}),
+    "coded_moderate_frailty": Crafted(born="1950-06-15", coded={"moderate_frailty": "2024-05-01"}),
+    "coded_severe_frailty": Crafted(born="1950-06-15", coded={"severe_frailty": "2024-05-01"}),
+    "coded_frailty_long_ago": Crafted(born="1950-06-15", coded={"moderate_frailty": "2023-03-01"}),
     "acg": Crafted(person={"acg_png": 7}),
 }
 
@@ -195,15 +235,10 @@ def source_tables(people: Mapping[str, Crafted], nhs: Mapping[str, str]) -> dict
                     "unit": None,
                 }
             )
-        if p.egfr is not None:
+        readings = ((("2024-06-01", p.egfr),) if p.egfr is not None else ()) + p.egfrs
+        for when, value in readings:
             events.append(
-                {
-                    "nhs_number": nhs[name],
-                    "event_date": "2024-06-01",
-                    "snomed_code": EGFR,
-                    "value": p.egfr,
-                    "unit": None,
-                }
+                {"nhs_number": nhs[name], "event_date": when, "snomed_code": EGFR, "value": value, "unit": None}
             )
     episodes, diagnoses, attendances, contacts = [], [], [], []
     for name, p in people.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -63,3 +64,19 @@ def read_table(store: Path, table: str, engine: str = "duckdb") -> pl.DataFrame:
         return nw.to_native(eng.table(table).collect(backend="polars"))
     finally:
         eng.close()
+
+
+def nhs_number(serial: int) -> str | None:
+    """A Modulus 11 valid number from the range reserved for testing (999 ...), or None for an invalid serial."""
+    body = f"999{serial:06d}"
+    remainder = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True)) % 11
+    check = 11 - remainder
+    if check == 10:
+        return None
+    return body + str(0 if check == 11 else check)
+
+
+def fingerprint(store: Path) -> dict[str, str]:
+    """Content hash of every file of a store (one file, or a folder)."""
+    files = [store] if store.is_file() else sorted(p for p in store.rglob("*") if p.is_file())
+    return {str(p.relative_to(store.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

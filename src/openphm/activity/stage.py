@@ -53,6 +53,9 @@ SOURCES = (
     "social_care_service",
     "waiting_list",
 )
+DAYS_SINCE = {"emergency": "days_since_emergency_admission", "ae": "days_since_ae_attendance"}
+"""Setting -> days from its latest event in the 24 months to as_of (null when none): recency for rules such as the
+acutely ill segment's window, which a user sets in the segment rules rather than here."""
 COUNT_COLUMNS = (*COUNTS.values(), *BED_DAYS.values())
 """The table's 12-month counts: contacts, admissions and bed days (integers)."""
 WEEKS_COLUMN = "social_care_weeks"
@@ -220,6 +223,7 @@ def _window_sums(events: nw.LazyFrame, context: RunContext, costs: nw.LazyFrame)
             nw.len().alias("events"),
             nw.col("bed_days").fill_null(0).sum().alias("bed_days"),
             nw.col("cost").sum().alias("cost"),
+            nw.col("date").max().alias("last_date"),
         )
         .join(context.engine.frame(periods), on="period", how="inner")
     )
@@ -230,13 +234,24 @@ def _window_sums(events: nw.LazyFrame, context: RunContext, costs: nw.LazyFrame)
             chosen = chosen & (nw.col("setting") == setting)
         return nw.when(chosen).then(nw.col(value)).otherwise(nw.lit(0)).sum()
 
-    return by_period.group_by("person_id", "as_of").agg(
-        *[total("events", 12, s).alias(c) for s, c in COUNTS.items()],
-        *[total("events", 24, s).alias(c) for s, c in COUNTS_24M.items()],
-        *[total("bed_days", 12, s).alias(c) for s, c in BED_DAYS.items()],
-        *[total("cost", 12, s).cast(nw.Float64).alias(f"cost_{s}") for s in SETTINGS if s != "social_care"],
-        total("events", 24).alias("events_24m"),
+    return (
+        by_period.group_by("person_id", "as_of")
+        .agg(
+            *[total("events", 12, s).alias(c) for s, c in COUNTS.items()],
+            *[total("events", 24, s).alias(c) for s, c in COUNTS_24M.items()],
+            *[total("bed_days", 12, s).alias(c) for s, c in BED_DAYS.items()],
+            *[total("cost", 12, s).cast(nw.Float64).alias(f"cost_{s}") for s in SETTINGS if s != "social_care"],
+            total("events", 24).alias("events_24m"),
+            *[_latest(s).alias(f"last_{s}") for s in DAYS_SINCE],
+        )
+        .with_columns(*[days_between(f"last_{s}", "as_of").alias(c) for s, c in DAYS_SINCE.items()])
     )
+
+
+def _latest(setting: str) -> nw.Expr:
+    """The latest event date of ``setting`` in the 24 months (periods of other windows or settings are null)."""
+    chosen = (nw.col("months") == 24) & (nw.col("setting") == setting)
+    return nw.when(chosen).then(nw.col("last_date")).max()
 
 
 def _social_care(services: nw.LazyFrame, dates: nw.LazyFrame, costs: nw.LazyFrame) -> nw.LazyFrame:
@@ -309,6 +324,7 @@ def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     ints["open_waiting_lists"] = tables.get("waiting_list") is not None
     floats = {f"cost_{s}": available(s) for s in SETTINGS} | {"social_care_weeks": available("social_care")}
     present = set(result.collect_schema().names())
+    recency = [(nw.col(c) if c in present else nw.lit(None)).cast(nw.Int64).alias(c) for c in DAYS_SINCE.values()]
 
     def filled(column: str, is_available: bool, zero: float, dtype: IntoDType) -> nw.Expr:
         if not is_available:
@@ -319,6 +335,7 @@ def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
         *[filled(c, ok, 0, nw.Int64) for c, ok in ints.items()],
         *[filled(c, ok, 0.0, nw.Float64) for c, ok in floats.items()],
         (nw.col("events_24m").fill_null(0) > 0 if parts else nw.lit(None, nw.Boolean)).alias("any_contact_24m"),
+        *recency,
     )
     result = result.with_columns(
         nw.sum_horizontal(*[nw.col(f"cost_{s}").fill_null(0.0) for s in SETTINGS]).alias("cost_total")
@@ -329,6 +346,7 @@ def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
         WEEKS_COLUMN,
         *COST_COLUMNS,
         *COUNTS_24M.values(),
+        *DAYS_SINCE.values(),
         "any_contact_24m",
         "open_waiting_lists",
     ]

@@ -50,6 +50,9 @@ COUNTS = COUNT_COLUMNS
 WEEKS = WEEKS_COLUMN
 """Weeks of long-term social care support: fractional, so summed as a float like costs (not a count)."""
 COSTS = COST_COLUMNS
+FLAG_COUNTS = ("maternal",)
+"""Subsegment flags counted per cell whatever the segment: NHS England's national segmentation carries maternal
+health as a flag beside the segment, so the people a long-term condition places elsewhere are counted too."""
 RATES = ("gp_contacts", "ae_attendances", "emergency_admissions", "elective_admissions", "outpatient_attendances")
 """Counts that also appear as a rate per 1,000 people."""
 COST_SQUARED = "cost_total_squared"
@@ -63,6 +66,7 @@ POPULATION_COLUMNS = (
     *DIMENSIONS,
     "people",
     *COUNTS,
+    *FLAG_COUNTS,
     WEEKS,
     *COSTS,
     *(f"{c}_per_1000" for c in RATES),
@@ -111,15 +115,22 @@ def residents(population: nw.LazyFrame) -> nw.LazyFrame:
 
 
 def people(residents: nw.LazyFrame, segment: nw.LazyFrame | None, activity: nw.LazyFrame | None) -> nw.LazyFrame:
-    """The residents with segment, need tier and activity where those tables are present (null where absent)."""
+    """The residents with segment, need tier, flags and activity where those tables are present (null where absent)."""
     frame = residents
     if segment is None:
         frame = frame.with_columns(
-            nw.lit(None, dtype=nw.String()).alias("segment"), nw.lit(None, dtype=nw.Int64()).alias("need_tier")
+            nw.lit(None, dtype=nw.String()).alias("segment"),
+            nw.lit(None, dtype=nw.Int64()).alias("need_tier"),
+            *(nw.lit(None, dtype=nw.Int64()).alias(f) for f in FLAG_COUNTS),
         )
     else:
+        present = set(segment.collect_schema().names())
+        flags = [
+            (nw.col(f).fill_null(False).cast(nw.Int64) if f in present else nw.lit(None, dtype=nw.Int64())).alias(f)
+            for f in FLAG_COUNTS
+        ]
         frame = frame.join(
-            segment.select("person_id", "as_of", "segment", nw.col("need_tier").cast(nw.Int64)),
+            segment.select("person_id", "as_of", "segment", nw.col("need_tier").cast(nw.Int64), *flags),
             on=["person_id", "as_of"],
             how="left",
         ).with_columns(nw.col("segment").fill_null("Unknown"))
@@ -142,8 +153,8 @@ MICRO_KEYS = ("as_of", *CODE_COLUMNS.values(), *DIMENSIONS, "imd_decile")
 
 
 def micro_cube(frame: nw.LazyFrame, with_activity: bool) -> nw.LazyFrame:
-    """People (and activity sums) per as_of, practice and combination of every dimension."""
-    sums = [*COUNTS, WEEKS, *COSTS, COST_SQUARED] if with_activity else []
+    """People (with flag counts, and activity sums) per as_of, practice and combination of every dimension."""
+    sums = [*FLAG_COUNTS, *([*COUNTS, WEEKS, *COSTS, COST_SQUARED] if with_activity else [])]
     return frame.group_by(*MICRO_KEYS).agg(nw.len().cast(nw.Int64).alias("people"), *(nw.col(c).sum() for c in sums))
 
 
@@ -163,7 +174,7 @@ def population_aggregates(
     Each breakdown is summed once per combination of areas (materialised: far fewer rows than the cube), and
     each level is a sum of that rather than of the cube.
     """
-    values = ["people", *([*COUNTS, WEEKS, *COSTS] if with_activity else [])]
+    values = ["people", *FLAG_COUNTS, *([*COUNTS, WEEKS, *COSTS] if with_activity else [])]
     codes = list(CODE_COLUMNS.values())
     areas = engine.persist(
         nw.concat(
@@ -189,6 +200,8 @@ def population_aggregates(
         for level in LEVELS
     ]
     frame = _measures(nw.concat(frames, how="vertical"), with_activity)
+    if not with_segment:  # not available, never a sum of nothing
+        frame = frame.with_columns(*(nw.lit(None, dtype=nw.Int64()).alias(f) for f in FLAG_COUNTS))
     return _named(frame, names).select(*POPULATION_COLUMNS)
 
 

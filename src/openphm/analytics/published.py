@@ -35,6 +35,7 @@ from openphm.analytics.aggregates import (
     COSTS,
     COUNTS,
     DIMENSIONS,
+    FLAG_COUNTS,
     LEVELS,
     NATIONAL_CODE,
     RATES,
@@ -395,7 +396,8 @@ def _activity_counts(
     policy: Policy,
     ancestry: pl.DataFrame,
 ) -> tuple[dict[str, npt.NDArray[np.float64]], npt.NDArray[np.float64]]:
-    """Each activity count as a family of its own, redacted also wherever the people count of its row is.
+    """Each activity count (and flag count) as a family of its own, redacted also wherever the people count of its
+    row is.
 
     Returns the published values of each count column of `agg_population`, and the event counts of
     `agg_inequality` (NaN on rows of other kinds), protected together where they are the same cells.
@@ -403,7 +405,7 @@ def _activity_counts(
     population, inequality = frames.get("agg_population"), frames.get("agg_inequality")
     events = np.full(0 if inequality is None else inequality.height, np.nan)
     activity: dict[str, npt.NDArray[np.float64]] = {}
-    for column in COUNTS:
+    for column in (*COUNTS, *FLAG_COUNTS):
         family = Cells()
         population_ids = inequality_ids = None
         if population is not None and population[column].null_count() < population.height:

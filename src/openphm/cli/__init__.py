@@ -5,7 +5,8 @@ pipeline, builds the command and orders its help.
 """
 
 # isort: off
-from openphm.cli import core, synth, segments, risk, qrisk3, model, cohorts, analytics, report  # noqa: F401
+from openphm.cli import core, importers, quality, synth, segments, risk, qrisk3, model, cohorts  # noqa: F401
+from openphm.cli import analytics, report, serve  # noqa: F401
 from openphm.cli.common import app
 
 # isort: on

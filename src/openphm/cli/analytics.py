@@ -29,12 +29,24 @@ def export(
         ),
     ] = "nhs",
     purpose: Annotated[
-        str | None, typer.Option(help="The purpose of this export: planning or direct-care (recorded in the log).")
+        str | None,
+        typer.Option(
+            help="What the export is for (default planning): refused when the store's ingest purpose did not "
+            "apply the opt-outs it needs. Recorded in the log."
+        ),
     ] = None,
     allow_unsuppressed: Annotated[
         bool,
         typer.Option(
             "--allow-unsuppressed", help="Allow --policy none without direct care. Recorded in the export logs."
+        ),
+    ] = False,
+    allow_purpose_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-purpose-mismatch",
+            help="Export for a purpose the store's opt-outs do not cover (e.g. planning from a direct-care "
+            "store). Recorded in the export logs.",
         ),
     ] = False,
     engine: Engine = "duckdb",
@@ -54,9 +66,16 @@ def export(
             code=code,
             purpose=purpose,
             allow_unsuppressed=allow_unsuppressed,
+            allow_purpose_mismatch=allow_purpose_mismatch,
         )
+    if result.purpose_override:
+        errors.print(f"[yellow]warning:[/yellow] exported for {result.purpose} under an explicit override (logged)")
+    for warning in result.warnings:
+        errors.print(f"[yellow]warning:[/yellow] {warning}")
     if result.override:
         errors.print("[yellow]warning:[/yellow] exact counts exported under an explicit override (logged)")
     for name, rows in result.rows.items():
         console.print(f"{name}: {rows:,} rows")
-    console.print(f"Written ({result.policy}): " + ", ".join(str(p) for p in result.files))
+    console.print(f"Written ({result.policy}, for {result.purpose}): " + ", ".join(str(p) for p in result.files))
+    if result.governance is not None:
+        console.print(result.governance.statement())

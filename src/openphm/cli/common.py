@@ -31,6 +31,14 @@ Store = Annotated[
     Path, typer.Option("--store", "-s", help="The store: a .duckdb file (duckdb) or a folder (polars, spark).")
 ]
 
+QualitySettingsFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="A data-quality settings file of your own (same layout as the shipped settings.yaml) instead of "
+        "the shipped checks and thresholds."
+    ),
+]
+
 
 def parse_date(text: str) -> date:
     try:

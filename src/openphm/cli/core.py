@@ -10,25 +10,45 @@ import typer
 from rich.table import Table
 
 from openphm import __version__, api
-from openphm.cli.common import Engine, Store, app, console, errors, key_app, parse_date, reporting
-from openphm.ingest.load import IngestResult
+from openphm.cli.common import (
+    Engine,
+    QualitySettingsFile,
+    Store,
+    app,
+    console,
+    errors,
+    key_app,
+    parse_date,
+    reporting,
+)
+from openphm.ingest.load import CLEARED_MAX_AGE_DAYS, IngestResult
+from openphm.ingest.policy import LABELS
+from openphm.ingest.pseudonymise import shared_key_file
 from openphm.pipeline import PEOPLE_PER_SLICE
 
 
 def _print_reconciliation(result: IngestResult) -> None:
-    table = Table(title=f"Ingest reconciliation (purpose: {result.purpose})")
-    for column in ("table", "input rows", "loaded", "quarantined", "opted out", "balanced"):
+    table = Table(title=f"Ingest reconciliation (purpose: {result.purpose}, opt-out policy {result.policy_version})")
+    # Only the sources that applied, so that the common table stays narrow enough for a terminal.
+    shown = set(result.people_removed) | {s for o in result.outcomes for s, _ in o.removed}
+    sources = [s for s in LABELS if s in shown]
+    for column in ("table", "input rows", "loaded", "quarantined", *[LABELS[s] for s in sources], "balanced"):
         table.add_column(column, justify="left" if column == "table" else "right")
     for o in result.outcomes:
+        removed = dict(o.removed)
         table.add_row(
             o.table,
             f"{o.input_rows:,}",
             f"{o.loaded:,}",
             f"{o.quarantined:,}",
-            f"{o.opted_out:,}",
+            *[f"{removed.get(s, 0):,}" for s in sources],
             "yes" if o.balanced else "NO",
         )
     console.print(table)
+    if result.people_removed:
+        console.print("People removed: " + ", ".join(f"{LABELS[s]} {n:,}" for s, n in result.people_removed.items()))
+    if result.cleared_checked_on:
+        console.print(f"National data opt-out check of {result.cleared_checked_on.isoformat()}")
     if result.ignored_files:
         console.print(f"Ignored (not contract tables): {', '.join(result.ignored_files)}")
 
@@ -41,7 +61,13 @@ def ingest(
         Path | None,
         typer.Option(help="File holding the secret pseudonymisation key (else the OPENPHM_KEY environment variable)."),
     ] = None,
-    purpose: Annotated[str, typer.Option(help="planning (opt-outs removed) or direct-care.")] = "planning",
+    purpose: Annotated[
+        str,
+        typer.Option(
+            help="Fixed for the store's life: planning, research, risk-stratification or direct-care. Which "
+            "opt-outs apply follows from it (docs/governance.md)."
+        ),
+    ] = "planning",
     engine: Engine = "duckdb",
     extract_date: Annotated[
         str | None,
@@ -50,10 +76,34 @@ def ingest(
             "as 'phm synth' writes it, else today)."
         ),
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Your own purposes policy (same layout as the shipped purposes.yaml), versioned."),
+    ] = None,
+    cleared_max_age_days: Annotated[
+        int,
+        typer.Option(min=0, help="Outputs warn when the national check (opt_out_cleared) is older than this."),
+    ] = CLEARED_MAX_AGE_DAYS,
+    quality_settings: QualitySettingsFile = None,
+    allow_shared_key_file: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shared-key-file",
+            help="Use a key file that other users may read (refused otherwise). Warned and recorded in run_log.",
+        ),
+    ] = False,
 ) -> None:
     """Validate, pseudonymise and load a source folder into a new store (replaced only on success)."""
     with reporting() as progress:
-        key = api.load_key(key_file)
+        key = api.load_key(key_file, allow_shared=allow_shared_key_file)
+        shared = key_file is not None and shared_key_file(key_file)
+        if shared:
+            errors.print(
+                f"[yellow]warning:[/yellow] {key_file}: other users may read the key file (allowed; recorded in "
+                "run_log)",
+                highlight=False,
+                soft_wrap=True,
+            )
         result = api.ingest(
             source,
             store,
@@ -62,8 +112,13 @@ def ingest(
             engine=engine,
             extract_date=parse_date(extract_date) if extract_date else None,
             progress=progress,
+            policy=policy,
+            cleared_max_age_days=cleared_max_age_days,
+            quality_settings=quality_settings,
+            shared_key_file=shared,
         )
     _print_reconciliation(result)
+    console.print("Data quality: see 'phm quality --store ...' (failures first).")
     console.print(f"Store written: {result.store}")
 
 
@@ -104,9 +159,16 @@ def run_pipeline(
             "populations, same tables).",
         ),
     ] = PEOPLE_PER_SLICE,
+    quality_settings: QualitySettingsFile = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
-    options = {"codelists": codelists, "unit_costs": unit_costs, "segment_rules": segment_rules, "cohorts": cohorts}
+    options = {
+        "codelists": codelists,
+        "unit_costs": unit_costs,
+        "segment_rules": segment_rules,
+        "cohorts": cohorts,
+        "quality_settings": quality_settings,
+    }
     params = {name: str(value) for name, value in options.items() if value is not None}
     with reporting() as progress:
         result = api.run(
@@ -148,6 +210,16 @@ def demo(
     _print_summary(api.summary(result.store, engine))
     console.print(f"Store: {result.store.resolve()}")
     console.print(f"Report: {result.report.path.resolve()}")
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi") is None:
+        console.print("To browse it in the web application: pip install 'openphm[app]', then phm demo again")
+        return
+    from openphm.cli.serve import demo_account
+
+    with reporting():
+        command = demo_account(result.store.resolve(), out.resolve(), engine)
+    console.print(f"Serve it: {command}")
 
 
 def _count(n: int | None) -> str:

@@ -135,8 +135,28 @@ def population_base(population: nw.LazyFrame, as_of: tuple[date, ...], *, latest
     return base
 
 
-def combine(results: list[CohortResult], base: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
-    """All cohorts' members and attrition, each as one table (empty, with its columns, when no cohort)."""
+def combine(
+    results: list[CohortResult], base: nw.LazyFrame, segment: nw.LazyFrame | None = None
+) -> tuple[nw.LazyFrame, nw.LazyFrame]:
+    """All cohorts' members and attrition, each as one table (empty, with its columns, when no cohort).
+
+    Each member row carries the person's segment and maternal flag (null without a segment table), so a worklist
+    shows maternal health beside the segment whatever the segment is, as NHS England's segmentation does.
+    """
+    members, attrition = _combined(results, base)
+    return members.join(_segment_columns(base, segment), on=KEY, how="left"), attrition
+
+
+def _segment_columns(base: nw.LazyFrame, segment: nw.LazyFrame | None) -> nw.LazyFrame:
+    present = set(segment.collect_schema().names()) if segment is not None else set()
+    if segment is None or not {"segment", "maternal"} <= present:
+        return base.select(
+            *KEY, nw.lit(None, dtype=nw.String).alias("segment"), nw.lit(None, dtype=nw.Boolean).alias("maternal")
+        )
+    return segment.select(*KEY, nw.col("segment"), nw.col("maternal").fill_null(False))
+
+
+def _combined(results: list[CohortResult], base: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
     if not results:
         members = base.head(0).select(nw.lit("").alias("cohort"), *KEY, nw.lit("").alias("reasons"))
         attrition = base.head(0).select(
@@ -215,5 +235,5 @@ def cohort(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Ma
         latest_only=context.params.get("cohort_as_of") == "latest",
         medicines=frozenset(d.id for d in registers if d.kind == "medicine"),
     )
-    members, attrition = combine(results, base)
+    members, attrition = combine(results, base, tables.get("segment"))
     return {"cohort_member": members, "cohort_attrition": attrition, "cohort_facts": _facts(context.engine, results)}

@@ -76,7 +76,7 @@ def run_on_store(
         as_of = tuple(sorted(d for (d,) in population.select("as_of").unique().collect().rows()))
         step(f"evaluating {len(chosen)} cohort(s)")
         results, base = run_cohorts(chosen, tables, eng, as_of, latest_only=latest_only, medicines=medicines)
-        members, attrition = combine(results, base)
+        members, attrition = combine(results, base, tables["segment"])
         replaced = list(chosen)
         step("writing cohort_member")
         eng.write(MEMBERS, eng.persist(_keep_others(eng, MEMBERS, members, replaced)))

@@ -179,8 +179,22 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "opt_out",
-            "People with a national data opt-out or a GP Type 1 objection; removed under purpose 'planning'.",
+            "People with a national data opt-out (a list held locally); removed under the purposes the "
+            "policy applies it to. Type 1 objections are read from gp_event instead. Never stored.",
             (_id(),),
+        ),
+        Table(
+            "opt_out_cleared",
+            "The national check's cleared list: the people who may be used (no national data opt-out). When "
+            "supplied and the purpose applies it, everyone not on it is removed. Never stored.",
+            (
+                _id(),
+                Column(
+                    "checked_on",
+                    "date",
+                    description="date of the national check; the latest is recorded, and an old check warns",
+                ),
+            ),
         ),
         Table(
             "gp_event",
@@ -221,7 +235,10 @@ TABLES: dict[str, Table] = {
                     "admission_method",
                     "str",
                     codes=_ADMISSION_METHODS,
-                    description="HES code: 11-13 elective, 21-2D emergency, 31-32 maternity, 81-83 other",
+                    description=(
+                        "HES code: 11-13 elective, 21-25, 28, 2A, 2B, 2D emergency (2C, a baby born at home as"
+                        " intended, is not counted as one), 31-32 maternity, 81-83 other"
+                    ),
                 ),
                 Column("provider_code", "str", nullable=True),
                 _cost(),

@@ -8,6 +8,7 @@ the code never learns which engine it runs on.
 
 from __future__ import annotations
 
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ class Engine(ABC):
 
     def __init__(self, location: Path) -> None:
         self.location = location
+        self.snapshot: Path | None = None
+        """A reader's private snapshot of a Parquet store (``open_store``), removed on ``close``."""
 
     # -- source files -------------------------------------------------------------------------------
     @abstractmethod
@@ -91,8 +94,11 @@ class Engine(ABC):
         engine closes, and a long run would hold every step's intermediate tables at once.
         """
 
-    def close(self) -> None:  # noqa: B027 - engines without resources need not override
-        """Release connections and temporary files."""
+    def close(self) -> None:
+        """Release connections and temporary files (engines that hold more extend this)."""
+        if self.snapshot is not None:
+            shutil.rmtree(self.snapshot, ignore_errors=True)
+            self.snapshot = None
 
 
 def distinct(frame: nw.LazyFrame) -> nw.LazyFrame:

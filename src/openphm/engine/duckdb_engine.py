@@ -55,6 +55,7 @@ class DuckDBEngine(Engine):
         super().__init__(location)
         self._spill = tempfile.TemporaryDirectory(prefix="openphm-duckdb-")
         self.con = duckdb.connect(str(location), read_only=read_only)
+        self._read_only = read_only
         # Spill to a private temporary folder rather than beside the store, so a failed run leaves
         # nothing next to the published file.
         self.con.execute(f"SET temp_directory = {_literal(self._spill.name)}")
@@ -74,9 +75,13 @@ class DuckDBEngine(Engine):
         # row_number() over an unordered window follows the scan, which keeps file order while
         # preserve_insertion_order is on: switched on here, for the connection that reads CSV (ingest).
         self.con.execute("SET preserve_insertion_order = true")
+        # The dialect is the contract's (RFC 4180: comma, double quotes doubled, the header on line 1), not
+        # sniffed: a sniffer takes a ragged row as a reason to skip lines or to read one column, and takes
+        # '#' as a comment marker, silently dropping rows that start with Excel's '#N/A'.
         return self._relation(
             f"SELECT CAST(row_number() OVER () AS BIGINT) AS {ROW}, * FROM read_csv({_literal(str(path))}, "
-            "header = true, all_varchar = true, auto_detect = true)"
+            "header = true, all_varchar = true, auto_detect = true, delim = ',', quote = '\"', escape = '\"', "
+            "comment = '', skip = 0)"
         )
 
     def read_parquet(self, path: Path) -> nw.LazyFrame:
@@ -147,5 +152,10 @@ class DuckDBEngine(Engine):
         for function in self._functions:
             self.con.remove_function(function)
         self._functions.clear()
+        if not self._read_only:
+            # Fold the write-ahead log into the file now, so that a failure (a full disk) raises here rather
+            # than leaving the log behind when the file is published without it.
+            self.con.execute("CHECKPOINT")
         self.con.close()
         self._spill.cleanup()
+        super().close()

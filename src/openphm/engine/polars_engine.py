@@ -92,3 +92,4 @@ class PolarsEngine(Engine):
 
     def close(self) -> None:
         self._scratch.cleanup()
+        super().close()

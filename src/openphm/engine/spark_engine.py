@@ -83,7 +83,18 @@ class SparkEngine(Engine):
         return nw.from_native(numbered)
 
     def read_csv(self, path: Path) -> nw.LazyFrame:
-        df = self.spark.read.csv(str(path), header=True, inferSchema=False, encoding="UTF-8", mode="PERMISSIVE")
+        # RFC 4180 as the other engines read it: quoted newlines (multiLine), quotes escaped by doubling, and a
+        # malformed row an error (FAILFAST) rather than a row of nulls or a silently split one (PERMISSIVE).
+        df = self.spark.read.csv(
+            str(path),
+            header=True,
+            inferSchema=False,
+            encoding="UTF-8",
+            mode="FAILFAST",
+            multiLine=True,
+            quote='"',
+            escape='"',
+        )
         df = df.toDF(*[c.lstrip("\ufeff") for c in df.columns])
         return self._with_row_numbers(df)
 
@@ -133,3 +144,4 @@ class SparkEngine(Engine):
 
     def close(self) -> None:
         self.release()
+        super().close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import stat
 from pathlib import Path
 
 import narwhals as nw
@@ -23,14 +24,43 @@ import narwhals as nw
 from openphm.errors import KeyMissingError
 
 KEY_ENV = "OPENPHM_KEY"
-MIN_KEY_BYTES = 16
+MIN_KEY_BITS = 256
+"""The key strength HMAC-SHA256 is built for: its output size (RFC 2104 section 3; NIST SP 800-107r1)."""
 _LETTERS = str.maketrans("0123456789", "ghijklmnop")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
-def load_key(key_file: Path | None) -> bytes:
-    """The secret key from ``key_file``, else from ``OPENPHM_KEY``; refuse a missing or short key."""
+def key_bits(key: bytes) -> int:
+    """The bits a key carries: 4 per character when it is written in hex (as ``phm key new`` writes it), else 8.
+
+    The key's bytes are used as they are (a hex key is not decoded), so pseudonyms made with any earlier key
+    stay the same; only the strength is counted by what the characters can hold.
+    """
+    return 4 * len(key) if set(key) <= _HEX else 8 * len(key)
+
+
+def shared_key_file(key_file: Path) -> bool:
+    """Whether users other than the owner may read, write or run ``key_file`` (POSIX permission bits)."""
+    if os.name == "nt":  # Windows permissions are ACLs, not mode bits: the check does not apply there
+        return False
+    return bool(key_file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def load_key(key_file: Path | None, *, allow_shared: bool = False) -> bytes:
+    """The secret key from ``key_file``, else from ``OPENPHM_KEY``.
+
+    Refused, in one line that never contains the key: a missing key, a key of fewer than 256 bits, and a key
+    file that other users may read (``chmod 600`` it) unless ``allow_shared``, which the caller logs.
+    """
     if key_file is not None:
         try:
+            if not key_file.is_file():
+                raise KeyMissingError(f"{key_file}: key file not found (make one with 'phm key new FILE')")
+            if shared_key_file(key_file) and not allow_shared:
+                raise KeyMissingError(
+                    f"{key_file}: other users may read the key file; run 'chmod 600 {key_file}' "
+                    "(or pass --allow-shared-key-file, which is logged)"
+                )
             key = key_file.read_bytes().strip()
         except OSError:
             raise KeyMissingError(f"{key_file}: key file cannot be read") from None
@@ -40,8 +70,11 @@ def load_key(key_file: Path | None) -> bytes:
         raise KeyMissingError(
             f"no pseudonymisation key: pass --key-file FILE or set {KEY_ENV} (make one with 'phm key new FILE')"
         )
-    if len(key) < MIN_KEY_BYTES:
-        raise KeyMissingError(f"the pseudonymisation key is shorter than {MIN_KEY_BYTES} bytes: use a longer one")
+    if key_bits(key) < MIN_KEY_BITS:
+        raise KeyMissingError(
+            f"the pseudonymisation key holds {key_bits(key)} bits, fewer than {MIN_KEY_BITS}: "
+            "make a new one with 'phm key new FILE'"
+        )
     return key
 
 

@@ -1,8 +1,9 @@
 """Turn one source table into loaded rows, quarantine rows and counts.
 
-The order for each row: identify the person (pseudonymise), remove opted-out people, then apply every
-rule; a row that breaks any rule goes to quarantine with one row per broken rule, and every other row is
-loaded with its contract types. Nothing here knows which engine runs it.
+The order for each row: identify the person (pseudonymise), remove the people an opt-out applies to
+(each row labelled with the source that removed it), then apply every rule; a row that breaks any rule
+goes to quarantine with one row per broken rule, and every other row is loaded with its contract types.
+Nothing here knows which engine runs it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import narwhals as nw
 
 from openphm.contract.reader import SourceFile
 from openphm.contract.schema import Table
-from openphm.engine import ROW, Engine, count
+from openphm.engine import ROW, Engine
 from openphm.ingest.pseudonymise import normalise_nhs_number
 from openphm.ingest.rules import Check, loaded_columns, nhs_number_valid, table_checks, with_parsed
 
@@ -32,6 +33,8 @@ class Outcome:
     loaded: int
     quarantined: int
     opted_out: int
+    removed: tuple[tuple[str, int], ...] = ()
+    """``opted_out`` by source (``opted_out_list``, ``opted_out_type1``, ``not_cleared``)."""
 
     @property
     def balanced(self) -> bool:
@@ -80,15 +83,46 @@ def identify(
             "person_id",
             "person_id_is_nhs_number",
             "person_id is a valid NHS number: supply it as nhs_number so that it is pseudonymised",
-            nhs_number_valid(raw),
+            nhs_number_valid(_as_nhs_number(raw)),
         ),
     ]
     return frame, checks
 
 
-def mark_opted_out(frame: nw.LazyFrame, opted: nw.LazyFrame, on: str) -> nw.LazyFrame:
-    """Flag rows whose ``on`` value is in ``opted`` (a frame of distinct keys)."""
-    return frame.join(opted.select(on).with_columns(nw.lit(True).alias(_OPTED)), on=on, how="left")
+def _as_nhs_number(text: nw.Expr) -> nw.Expr:
+    """The value as an NHS number would be written bare: spaces and hyphens removed (943 476 5919,
+    943-476-5919) and a spreadsheet's trailing ``.0`` dropped, so no such form is stored in clear."""
+    return text.str.replace_all(r"[ \-]", "").str.replace_all(r"\.0+$", "")
+
+
+def mark_removed(
+    frame: nw.LazyFrame, removed: nw.LazyFrame | None, cleared: nw.LazyFrame | None, on: str = "person_id"
+) -> nw.LazyFrame:
+    """Label rows to remove with their source: ``removed`` holds distinct ``on`` keys and ``_opted_out``.
+
+    ``cleared`` (distinct ``person_id``) is the national check's cleared list: a row whose person is not on
+    it is ``not_cleared`` unless another source removed it first. A row without a person is left to the
+    identifier checks, which quarantine it.
+    """
+    if removed is not None:
+        frame = frame.join(removed.select(on, _OPTED), on=on, how="left")
+    else:
+        frame = frame.with_columns(nw.lit(None, dtype=nw.String).alias(_OPTED))
+    if cleared is not None:
+        flag = "_cleared"
+        frame = (
+            frame.join(cleared.select(on).with_columns(nw.lit(True).alias(flag)), on=on, how="left")
+            .with_columns(
+                nw.when(~nw.col(_OPTED).is_null())
+                .then(nw.col(_OPTED))
+                .when(~nw.col(on).is_null() & nw.col(flag).is_null())
+                .then(nw.lit("not_cleared"))
+                .otherwise(nw.lit(None, dtype=nw.String))
+                .alias(_OPTED)
+            )
+            .drop(flag)
+        )
+    return frame
 
 
 def split(
@@ -98,17 +132,18 @@ def split(
     checks: list[Check],
     parents: list[Parent],
     extract_date: date,
-) -> tuple[nw.LazyFrame, nw.LazyFrame, int]:
-    """Apply every check; return (loaded typed rows, quarantine rows, rows opted out).
+) -> tuple[nw.LazyFrame, nw.LazyFrame, dict[str, int]]:
+    """Apply every check; return (loaded typed rows, quarantine rows, rows removed by each source).
 
-    ``frame`` may carry ``_opted_out`` (from :func:`mark_opted_out`); those rows are counted and dropped
+    ``frame`` may carry ``_opted_out`` (from :func:`mark_removed`); those rows are counted and dropped
     before any rule is applied, so an opted-out person's data is never inspected further.
     """
-    opted_out = 0
+    removed: dict[str, int] = {}
     if _OPTED in frame.collect_schema().names():
         # Counted by a second read rather than materialising the table: the largest tables are cheaper to
         # scan twice than to hold in memory.
-        opted_out = count(frame.filter(~nw.col(_OPTED).is_null()))
+        counts = frame.filter(~nw.col(_OPTED).is_null()).group_by(_OPTED).agg(nw.len().alias("n")).collect()
+        removed = {str(source): int(n) for source, n in counts.rows()}
         frame = frame.filter(nw.col(_OPTED).is_null()).drop(_OPTED)
     for parent in parents:
         marker = f"_has_{parent.column}"
@@ -149,4 +184,4 @@ def split(
         how="vertical",
     )
     clean = flagged.filter(~nw.any_horizontal(*[nw.col(f) for f in flags], ignore_nulls=False))
-    return clean.select(*[c.name for c in table.columns]), quarantine, opted_out
+    return clean.select(*[c.name for c in table.columns]), quarantine, removed

@@ -69,8 +69,12 @@ class RunLog:
             }
         )
 
+    def arrow(self) -> pa.Table:
+        """The facts so far, as a table of the run log's columns."""
+        return pa.Table.from_pylist(self.rows, schema=SCHEMA)
+
     def write(self, engine: Engine) -> None:
-        engine.append(TABLE, engine.frame(pa.Table.from_pylist(self.rows, schema=SCHEMA)))
+        engine.append(TABLE, engine.frame(self.arrow()))
 
 
 def last_purpose(engine: Engine) -> str | None:

@@ -4,6 +4,11 @@ Readings come from primary care events whose SNOMED CT code is on a measure's li
 Values outside the measure's plausible range (in its manifest, e.g. BMI 10-80) are dropped and counted in
 the run log. Several readings on one day count as one, their mean. Smoking status comes from status codes
 (never, ex, current and, where recorded, the amount smoked) mapped to the QRISK3 categories 0-4.
+
+The CKD stage is the KDIGO 2012 GFR category that has persisted: CKD is kidney damage or a decreased GFR "for
+more than 3 months" (KDIGO 2012 Clinical Practice Guideline for the Evaluation and Management of CKD, Kidney
+Int Suppl 2013;3(1), chapter 1), so a single low reading (an acute kidney injury, a dehydrated day) does not
+set a stage. See :func:`_persistent_ckd_stage`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pyarrow as pa
 from openphm.codes import Definition
 from openphm.engine import Engine
 from openphm.pipeline import RunContext, stage
+from openphm.pipeline.dates import days_between
 from openphm.registers.definitions import definitions
 
 MEASURES = {
@@ -29,7 +35,8 @@ MEASURES = {
     "hba1c": "hba1c",
 }
 """Measure definition id -> column prefix in the ``measure`` table."""
-WITH_PREVIOUS = ("sbp", "dbp")
+WITH_PREVIOUS = ("sbp", "dbp", "egfr")
+"""Measures reported with the reading before the latest (the CMS reads the better of the last two eGFRs)."""
 SMOKING = {
     "smoking_never": 0,
     "smoking_ex": 1,
@@ -39,7 +46,10 @@ SMOKING = {
     "smoking_current_heavy": 4,
 }
 """Status definition -> QRISK3 smoke_cat. A current smoker whose amount is not recorded counts as light (2)."""
-CKD_STAGE_FROM_EGFR = ((90.0, 1), (60.0, 2), (30.0, 3), (15.0, 4))
+CKD_THRESHOLDS = (90.0, 60.0, 30.0, 15.0)
+"""KDIGO GFR category floors (mL/min/1.73m2): G1 >= 90, G2 60-89, G3 30-59, G4 15-29, G5 < 15."""
+PERSISTENCE_DAYS = 90
+"""KDIGO's "more than 3 months": two readings below a floor at least 90 days apart, none at or above it between."""
 
 
 def _frame(context: RunContext, columns: dict[str, pa.Array]) -> nw.LazyFrame:
@@ -152,8 +162,10 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
                 picked.append(nw.col("sd5").alias("sbp_sd5"))
             one = latest.filter(nw.col("measure") == prefix).select("person_id", "as_of", *picked)
             result = result.join(one, on=["person_id", "as_of"], how="left")
+        if any(d.id == "egfr" for d in measure_defs):
+            egfr = daily.filter(nw.col("measure") == "egfr").select("person_id", "as_of", "date", "value")
+            result = result.join(_persistent_ckd_stage(egfr), on=["person_id", "as_of"], how="left")
 
-    result = _with_ckd_stage(result, has_egfr=events is not None and any(d.id == "egfr" for d in measure_defs))
     smoking = [d for d in chosen if d.id in SMOKING]
     if events is not None and smoking:
         result = result.join(
@@ -185,13 +197,52 @@ def _with_derived_ratio(daily: nw.LazyFrame, limits: nw.LazyFrame) -> nw.LazyFra
     return nw.concat([daily, derived], how="vertical")
 
 
-def _with_ckd_stage(frame: nw.LazyFrame, *, has_egfr: bool) -> nw.LazyFrame:
-    if not has_egfr:
-        return frame
-    stage_expr = nw.when(nw.col("egfr").is_null()).then(None)
-    for floor, ckd_stage in CKD_STAGE_FROM_EGFR:
-        stage_expr = stage_expr.when(nw.col("egfr") >= floor).then(nw.lit(ckd_stage))
-    return frame.with_columns(stage_expr.otherwise(nw.lit(5)).cast(nw.Int64).alias("ckd_stage"))
+def _persistent_ckd_stage(egfr: nw.LazyFrame) -> nw.LazyFrame:
+    """(person_id, as_of, ckd_stage): the GFR category the person's readings have stayed in for >= 90 days.
+
+    For each floor (90, 60, 30, 15) the readings up to as_of have been persistently below it when the run of
+    readings below it that ends with the latest reading began at least 90 days before the latest reading: two
+    readings below the floor at least 90 days apart and none at or above it in between (nor after). The stage
+    is 1 plus the number of floors so crossed, so a single eGFR of 12 after years at 50 is stage 3, and stage 5
+    needs two readings below 15 at least 90 days apart. Someone whose readings have not stayed below 90 for 90
+    days is stage 1 (no lower category established). Everything is a group-by and a join: no ranking, no loop
+    over people, the same on every engine.
+    """
+    keys = ["person_id", "as_of"]
+    last_at_or_above = (
+        egfr.with_columns(
+            *[
+                nw.when(nw.col("value") >= floor).then(nw.col("date")).alias(f"above_{i}")
+                for i, floor in enumerate(CKD_THRESHOLDS)
+            ]
+        )
+        .group_by(*keys)
+        .agg(nw.col("date").max().alias("latest"), *[nw.col(f"above_{i}").max() for i in range(len(CKD_THRESHOLDS))])
+    )
+    run_starts = (
+        egfr.join(last_at_or_above, on=keys, how="inner")
+        .with_columns(
+            *[
+                nw.when(
+                    (nw.col("value") < floor)
+                    & (nw.col(f"above_{i}").is_null() | (nw.col("date") > nw.col(f"above_{i}")))
+                )
+                .then(nw.col("date"))
+                .alias(f"since_{i}")
+                for i, floor in enumerate(CKD_THRESHOLDS)
+            ]
+        )
+        .group_by(*keys, "latest")
+        .agg(*[nw.col(f"since_{i}").min() for i in range(len(CKD_THRESHOLDS))])
+    )
+    crossed = [
+        (days_between(f"since_{i}", "latest") >= PERSISTENCE_DAYS).fill_null(False).cast(nw.Int64)
+        for i in range(len(CKD_THRESHOLDS))
+    ]
+    stage_expr = nw.lit(1, nw.Int64)
+    for below in crossed:
+        stage_expr = stage_expr + below
+    return run_starts.select(*keys, stage_expr.cast(nw.Int64).alias("ckd_stage"))
 
 
 def _smoking(events: nw.LazyFrame, codes: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFrame:

@@ -19,15 +19,19 @@ import numpy as np
 import polars as pl
 
 from openphm.analytics.aggregates import NATIONAL_CODE, NATIONAL_NAME
-from openphm.analytics.disclosure import POLICIES, Policy, protect
+from openphm.analytics.disclosure import POLICIES, Policy, protect, round_counts, suppress
 from openphm.codes import Definition as ShippedDefinition
 from openphm.codes import load_definitions
 from openphm.cohorts.definitions import load_cohorts
 from openphm.engine import Engine, open_store
 from openphm.errors import StoreError
+from openphm.ingest.policy import check_output_purpose, store_governance
 from openphm.pipeline.runlog import last_purpose
+from openphm.quality import TABLE as QUALITY
+from openphm.quality.checks import COUNTS_PERIODS
+from openphm.quality.history import latest_extract, ordered
 from openphm.report.data import Context, Entry, entries
-from openphm.report.model import LEVELS, Area, Coverage, Definition, Methods, Report
+from openphm.report.model import LEVELS, Area, Coverage, Definition, Methods, QualityRow, Report
 from openphm.report.published import published
 
 PIPELINE_TABLES = {
@@ -108,6 +112,7 @@ def methods(eng: Engine, policy: Policy, as_of: list[date], shipped: Mapping[str
             rows = counts.filter(pl.col("table") == table).sort("reason")
             shown = _protect_row(rows["len"].to_list(), policy)[1:]
             quarantine += [(table, reason, n) for reason, n in zip(rows["reason"].to_list(), shown, strict=True)]
+    quality, quality_counts = quality_rows(eng, policy)
     return Methods(
         purpose=last_purpose(eng) or "not recorded",
         as_of=[d.isoformat() for d in as_of],
@@ -116,6 +121,8 @@ def methods(eng: Engine, policy: Policy, as_of: list[date], shipped: Mapping[str
         disclosure=disclosure_text(policy),
         coverage=coverage,
         quarantine=quarantine,
+        quality=quality,
+        quality_counts=quality_counts,
         qrisk3_disclaimer=qrisk3_disclaimer(),
         definitions=used_definitions(eng, shipped),
         notes=[
@@ -124,6 +131,43 @@ def methods(eng: Engine, policy: Policy, as_of: list[date], shipped: Mapping[str
             if not eng.has_table(table)
         ],
     )
+
+
+def quality_rows(eng: Engine, policy: Policy) -> tuple[list[QualityRow], dict[str, int]]:
+    """The latest extract's failed and warned checks, failures first, with counts as the policy publishes them.
+
+    The counts are of records for data management, like the quarantine's, but a practice's or a month's count
+    can be small, so each passes through the disclosure rule (no secondary suppression: numerator and
+    denominator are not cells of one table), and the rate is recomputed from what is published. Counts of
+    months (months with no data) say nothing about anyone and are shown exactly.
+    """
+    if not eng.has_table(QUALITY):
+        return [], {}
+    rows = ordered(latest_extract(pl.DataFrame(eng.table(QUALITY).collect(backend="pyarrow").to_native())))
+    statuses = {status: n for status, n in rows.group_by("status").len().iter_rows()}
+    shown = rows.filter(pl.col("status") != "pass")
+    values = np.concatenate([shown["numerator"].to_numpy(), shown["denominator"].to_numpy()]).astype(np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    published = round_counts(values, suppress(values, empty, empty, policy), policy)
+    periods = np.tile(shown["check"].is_in(list(COUNTS_PERIODS)).to_numpy(), 2)
+    published = np.where(periods, values.astype(np.float64), published)
+    numerators, denominators = published[: shown.height], published[shown.height :]
+    out = []
+    for row, n, d in zip(shown.iter_rows(named=True), numerators, denominators, strict=True):
+        known = not (np.isnan(n) or np.isnan(d)) and d > 0
+        out.append(
+            QualityRow(
+                status=row["status"],
+                check_id=row["check_id"],
+                description=row["description"],
+                where="all" if row["level"] == "all" else f"{row['level']} {row['level_key']}",
+                numerator=None if np.isnan(n) else float(n),
+                denominator=None if np.isnan(d) else float(d),
+                rate=float(n / d) if known else None,
+                threshold=row["threshold"],
+            )
+        )
+    return out, statuses
 
 
 def disclosure_text(policy: Policy) -> str:
@@ -170,15 +214,28 @@ def _partition(frame: pl.DataFrame) -> dict[tuple[str, str], pl.DataFrame]:
 
 
 def build_report(
-    store: Path, engine: str = "duckdb", policy: str = "nhs", progress: Callable[[str], None] | None = None
+    store: Path,
+    engine: str = "duckdb",
+    policy: str = "nhs",
+    progress: Callable[[str], None] | None = None,
+    purpose: str | None = None,
+    allow_purpose_mismatch: bool = False,
 ) -> Report:
-    """Everything the page shows, gathered from ``store``."""
+    """Everything the page shows, gathered from ``store``.
+
+    ``purpose`` is what the report is for: planning, unless exact counts (policy none) make it a report for
+    direct care. A store whose ingest did not apply the opt-outs that purpose needs is refused, unless
+    overridden, and the override is stated on the page.
+    """
     step = progress or (lambda _message: None)
     rule = POLICIES[policy]
+    output_purpose = purpose or ("direct-care" if policy == "none" else "planning")
     eng = open_store(store, engine)
     try:
         if policy == "none" and last_purpose(eng) != "direct-care":
             raise StoreError(f"{store}: policy 'none' (exact counts) is allowed only for a direct-care store")
+        governance = store_governance(eng)
+        overridden = check_output_purpose(governance, output_purpose, allow_purpose_mismatch)
         if not eng.has_table("agg_population"):
             raise StoreError(f"{store}: has no analytics tables; run 'phm run' first")
         step("reading published tables")
@@ -195,6 +252,14 @@ def build_report(
         step("methods")
         definitions = load_definitions()
         method = methods(eng, rule, as_of, definitions)
+        method.output_purpose = output_purpose
+        method.opt_outs = governance.statement()
+        method.warnings = governance.warnings(datetime.now(UTC).date())
+        if overridden:
+            method.warnings.append(
+                f"Made for {output_purpose} from a store ingested for {governance.purpose}, under an explicit "
+                "override (--allow-purpose-mismatch): the opt-outs that purpose requires were not all applied."
+            )
     finally:
         eng.close()
     if not population.is_empty():

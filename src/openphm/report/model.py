@@ -43,6 +43,21 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class QualityRow:
+    """A data-quality check that failed or warned, its counts disclosure-controlled (None = redacted)."""
+
+    status: str
+    check_id: str
+    description: str
+    where: str
+    numerator: float | None
+    denominator: float | None
+    rate: float | None
+    """From the published counts, like every rate of the report; None where either is redacted or zero."""
+    threshold: float
+
+
+@dataclass(frozen=True)
 class Definition:
     """A condition, medicine or measure definition the run used, with its version."""
 
@@ -66,10 +81,20 @@ class Methods:
     """People in the population (alive and registered) at each as_of, published (rounded)."""
     coverage: list[Coverage] = field(default_factory=list)
     quarantine: list[tuple[str, str, float | None]] = field(default_factory=list)
+    quality: list[QualityRow] = field(default_factory=list)
+    """Failed and warned data-quality checks of the latest extract, failures first."""
+    quality_counts: dict[str, int] = field(default_factory=dict)
+    """Rows of data_quality by status (checks, not people: shown exactly)."""
     qrisk3_disclaimer: str | None = None
     definitions: list[Definition] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Plain statements about gaps, e.g. a pipeline table that was absent so a chart could not be drawn."""
+    output_purpose: str = "planning"
+    """What this report is for; the store's ingest purpose (``purpose``) must cover it, or be overridden."""
+    opt_outs: str = ""
+    """Which opt-outs were applied at ingest, under which policy version."""
+    warnings: list[str] = field(default_factory=list)
+    """What a reader must know before trusting the figures: an old national check, a purpose override."""
 
 
 @dataclass

@@ -10,7 +10,10 @@ definition of the register:
 - ``coded_within``: last coded in the ``days`` to as_of; ``first_within``: first coded in the ``days`` to as_of
   (cancer: first diagnosis in the last five years);
 - ``issues``: at least ``min_issues`` prescriptions (distinct issue days) of a medicine definition in the
-  ``days`` to as_of, from ``gp_medication`` (constipation: four laxative issues in 12 months).
+  ``days`` to as_of, or ever when ``days`` is empty, from ``gp_medication`` (constipation: four laxative issues
+  in 12 months; schizophrenia/bipolar: lithium ever);
+- ``best_of_last_two_below``: a measure (``egfr``) whose latest two readings up to as_of are both below
+  ``below``, i.e. the better of the two is (chronic kidney disease: eGFR < 60), from the ``measure`` table.
 
 This is the one implementation of the CMS in openphm: other stages read ``risk.cms``.
 """
@@ -33,6 +36,9 @@ from openphm.registers.events import codelist_frame, events_by_system, match
 
 REGISTER_TESTS = ("active", "ever", "coded_within", "first_within")
 ISSUES = "issues"
+BEST_OF_TWO = "best_of_last_two_below"
+MEASURES = ("egfr",)
+"""Measures a ``best_of_last_two_below`` criterion may read: ``measure.<id>`` and ``measure.<id>_previous``."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Criterion:
     days: int | None
     min_issues: int | None
     negate: bool
+    below: float | None
 
 
 @dataclass(frozen=True)
@@ -66,11 +73,13 @@ def spec() -> CmsSpec:
             int(r["days"]) if r["days"] else None,
             int(r["min_issues"]) if r["min_issues"] else None,
             r["negate"].strip().lower() == "true",
+            float(r["below"]) if r["below"] else None,
         )
         for r in csv_rows(folder.joinpath("criteria.csv"))
     )
-    unknown = {c.test for c in criteria} - {*REGISTER_TESTS, ISSUES}
-    if unknown or {c.condition for c in criteria} != set(weights):
+    unknown = {c.test for c in criteria} - {*REGISTER_TESTS, ISSUES, BEST_OF_TWO}
+    misread = [c for c in criteria if (c.test == BEST_OF_TWO) != (c.below is not None and c.definition in MEASURES)]
+    if unknown or misread or {c.condition for c in criteria} != set(weights):
         raise ValueError("content/scores/cms: criteria.csv does not match conditions.csv or uses an unknown test")
     return CmsSpec(weights, criteria)
 
@@ -127,7 +136,7 @@ def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: Cms
         )
         met.append(
             register.select("person_id", "as_of", "definition", "first_date", "last_date", "active")
-            .join(criteria.filter(test != ISSUES), on=["definition", "as_of"], how="inner")
+            .join(criteria.filter(test.is_in(REGISTER_TESTS)), on=["definition", "as_of"], how="inner")
             .filter(holds)
             .select(keep)
         )
@@ -138,11 +147,31 @@ def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: Cms
     if days is not None:
         met.append(
             days.join(criteria.filter(nw.col("test") == ISSUES), on="definition", how="inner")
-            .filter((nw.col("date") > nw.col("since")) & (nw.col("date") <= nw.col("as_of")))
+            .filter(
+                (nw.col("since").is_null() | (nw.col("date") > nw.col("since"))) & (nw.col("date") <= nw.col("as_of"))
+            )
             .group_by(*keep, "min_issues")
             .agg(nw.col("date").count().alias("issues"))
             .filter(nw.col("issues") >= nw.col("min_issues"))
             .select(keep)
+        )
+    measure = tables.get("measure")
+    for i, c in enumerate(cms.criteria):
+        if c.test != BEST_OF_TWO or measure is None:
+            continue
+        names = set(measure.collect_schema().names())
+        if not {c.definition, f"{c.definition}_previous"} <= names:
+            continue
+        both_below = (nw.col(c.definition) < c.below) & (nw.col(f"{c.definition}_previous") < c.below)
+        met.append(
+            measure.filter(both_below.fill_null(False)).select(
+                "person_id",
+                "as_of",
+                nw.lit(c.condition).alias("condition"),
+                nw.lit(c.alternative, nw.Int64).alias("alternative"),
+                nw.lit(i, nw.Int64).alias("criterion"),
+                nw.lit(c.negate).alias("negate"),
+            )
         )
     required: dict[tuple[str, int], int] = {}
     for c in cms.criteria:

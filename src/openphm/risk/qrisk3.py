@@ -23,6 +23,7 @@ import yaml
 
 from openphm.content import content_path, csv_rows
 from openphm.errors import InputError
+from openphm.outputs.safe import neutralise_table
 
 if TYPE_CHECKING:
     from openphm.pipeline import RunContext
@@ -350,7 +351,8 @@ def score_csv(source: Path, out: Path) -> BatchResult:
     ).with_columns(pl.when(pl.col("error") != "").then(pl.col("error")).alias("error"))
     result = pl.concat([raw, extra], how="horizontal")
     try:
-        result.write_csv(out)
+        # The user's own values echoed as text: numbers stay numbers, formula-like text is neutralised.
+        pl.DataFrame(neutralise_table(result.to_arrow(), keep_numbers=True)).write_csv(out)
         sidecar = disclaimer_path(out)
         sidecar.write_text(disclaimer() + "\n", encoding="utf-8")
     except OSError:

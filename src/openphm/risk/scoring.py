@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 from openphm.errors import InputError
+from openphm.outputs.safe import neutralise_table
 from openphm.risk import comorbidity
 from openphm.risk.hfrs import category_points, hfrs
 
@@ -64,5 +65,6 @@ def score_file(index: str, source: Path, out: Path, weights: str | None = None) 
         result = scored.sort("id").collect("polars").to_native()
     except (pl.exceptions.PolarsError, nw.exceptions.NarwhalsError):
         raise InputError(f"{source}: cannot be read as CSV (is age a number?)") from None
-    result.write_csv(out)
+    # ids that look like formulas are text in a spreadsheet
+    pl.DataFrame(neutralise_table(result.to_arrow())).write_csv(out)
     return result.height

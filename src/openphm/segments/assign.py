@@ -21,7 +21,9 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes import Definition
+from openphm.pipeline.dates import days_between
 from openphm.segments.rules import (
+    After,
     All,
     AnyFlagOf,
     AnyOf,
@@ -51,6 +53,8 @@ class Subsegment:
     registers: tuple[str, ...]
     also: tuple[Condition, ...] = ()
     within_days: int | None = None
+    requires: Condition | None = None
+    """Needed besides any arm (see ``SubsegmentRule.requires``)."""
 
 
 def catalogue(rules: Rules, definitions: list[Definition]) -> dict[str, Subsegment]:
@@ -81,6 +85,7 @@ def catalogue(rules: Rules, definitions: list[Definition]) -> dict[str, Subsegme
             tuple(sorted(d.id for d in named.get(ident, []))),
             rule.also if rule else (),
             rule.within_days if rule else None,
+            rule.requires if rule else None,
         )
     order = {s: i for i, s in enumerate(rules.precedence)}
     return dict(sorted(out.items(), key=lambda item: (order[item[1].segment], item[0])))
@@ -88,6 +93,10 @@ def catalogue(rules: Rules, definitions: list[Definition]) -> dict[str, Subsegme
 
 def register_column(definition: str, within_days: int | None) -> str:
     return f"register__{definition}" + (f"__{within_days}" if within_days else "")
+
+
+def after_column(condition: After) -> str:
+    return f"after__{condition.then}__{condition.first}__{condition.gap_days}"
 
 
 @dataclass
@@ -108,6 +117,9 @@ class Env:
             case Register(definition, days):
                 name = register_column(definition, days)
                 return nw.col(name) if name in self.columns else self.null(f"register:{definition}")
+            case After(then, first, _):
+                name = after_column(condition)
+                return nw.col(name) if name in self.columns else self.null(f"register:{then} after {first}")
             case Flag(subsegment):
                 known = any(subsegment in flags for flags in self.flags_of.values())
                 return nw.col(subsegment) if known else self.null(f"flag:{subsegment}")
@@ -132,7 +144,7 @@ def _any(exprs: list[nw.Expr]) -> nw.Expr:
     return reduce(lambda a, b: a | b, exprs)
 
 
-def _compare(column: nw.Expr, operator: str, value: float | bool) -> nw.Expr:
+def _compare(column: nw.Expr, operator: str, value: float | bool | str) -> nw.Expr:
     literal = nw.lit(value)
     match operator:
         case ">=":
@@ -152,7 +164,8 @@ def _held(expr: nw.Expr) -> nw.Expr:
 
 
 def rule_conditions(rules: Rules, subsegments: Mapping[str, Subsegment]) -> list[Condition]:
-    return [c for s in subsegments.values() for c in s.also] + [t.when for t in rules.need_tiers if t.when is not None]
+    arms = [c for s in subsegments.values() for c in (*s.also, *([s.requires] if s.requires else []))]
+    return arms + [t.when for t in rules.need_tiers if t.when is not None]
 
 
 def _needed_columns(conditions: list[Condition]) -> dict[str, set[str]]:
@@ -172,6 +185,10 @@ def _needed_registers(
     for condition in conditions:
         wanted |= {(c.definition, c.within_days) for c in walk(condition) if isinstance(c, Register)}
     return wanted
+
+
+def _needed_afters(conditions: list[Condition]) -> list[After]:
+    return sorted({c for condition in conditions for c in walk(condition) if isinstance(c, After)}, key=after_column)
 
 
 def wide_frame(
@@ -212,6 +229,12 @@ def wide_frame(
         wide = wide.with_columns(*[nw.col(n).fill_null(False) for n in names])
         columns |= set(names)
 
+    for a in _needed_afters(conditions):
+        if {a.then, a.first} <= known_definitions:
+            name = after_column(a)
+            wide = wide.join(_after_flag(register, a), on=KEYS, how="left").with_columns(nw.col(name).fill_null(False))
+            columns.add(name)
+
     flags_of: dict[str, list[str]] = {}
     for s in subsegments.values():
         flags_of.setdefault(s.segment, []).append(s.id)
@@ -219,7 +242,10 @@ def wide_frame(
     flag_exprs = []
     for s in subsegments.values():
         arms = [Register(d, s.within_days) for d in s.registers] + list(s.also)
-        flag_exprs.append((_any([env.expr(a) for a in arms]) if arms else nw.lit(None, dtype=nw.Boolean)).alias(s.id))
+        flag = _any([env.expr(a) for a in arms]) if arms else nw.lit(None, dtype=nw.Boolean)
+        if s.requires is not None:
+            flag = flag & env.expr(s.requires)
+        flag_exprs.append(flag.alias(s.id))
     wide = wide.with_columns(*flag_exprs)
 
     counted = flags_of.get(rules.condition_segment, [])
@@ -268,3 +294,21 @@ def _register_flags(
         indicators.append(hit.alias(register_column(definition, days)))
     names = [register_column(d, days) for d, days in wanted]
     return active.with_columns(*indicators).group_by(*KEYS).agg(*[nw.col(n).max() for n in names])
+
+
+def _after_flag(register: nw.LazyFrame, after: After) -> nw.LazyFrame:
+    """(person_id, as_of, the ``after`` column) for people with both registers active.
+
+    Read from the register's first and latest dates: a ``then`` code on or after the first ``first`` code
+    (``then``'s latest date is not before ``first``'s first date), and ``then`` begun within the gap of the
+    latest ``first`` code (``then``'s first date no more than ``gap_days`` after ``first``'s latest date).
+    """
+    active = register.filter(nw.col("active"))
+    first = active.filter(nw.col("definition") == nw.lit(after.first)).select(
+        *KEYS, nw.col("first_date").alias("first_first"), nw.col("last_date").alias("first_last")
+    )
+    then = active.filter(nw.col("definition") == nw.lit(after.then)).select(
+        *KEYS, nw.col("first_date").alias("then_first"), nw.col("last_date").alias("then_last")
+    )
+    held = (nw.col("then_last") >= nw.col("first_first")) & (days_between("first_last", "then_first") <= after.gap_days)
+    return first.join(then, on=KEYS, how="inner").select(*KEYS, held.alias(after_column(after)))

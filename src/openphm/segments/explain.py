@@ -23,7 +23,18 @@ from openphm.errors import OpenPHMError, StoreError
 from openphm.registers.events import coded_events
 from openphm.registers.register import SOURCES
 from openphm.segments.assign import Env, catalogue, wide_frame
-from openphm.segments.rules import All, AnyOf, Compare, Condition, Register, Rules, describe, load_rules, walk
+from openphm.segments.rules import (
+    After,
+    All,
+    AnyOf,
+    Compare,
+    Condition,
+    Register,
+    Rules,
+    describe,
+    load_rules,
+    walk,
+)
 
 
 class ExplainError(OpenPHMError):
@@ -121,6 +132,8 @@ def _explain(eng: Engine, person_id: str, as_of: date | None, rules: Rules, code
     for ident in flags:
         s = subsegments[ident]
         roots += [(ident, arm) for arm in [Register(d, s.within_days) for d in s.registers] + list(s.also)]
+        if s.requires is not None:
+            roots.append((ident, s.requires))
     if tier.when is not None:
         roots.append((f"need tier {tier.tier}", tier.when))
     values = _evaluate(wide, env, list(dict.fromkeys(n for _, root in roots for n in walk(root))))
@@ -134,6 +147,12 @@ def _explain(eng: Engine, person_id: str, as_of: date | None, rules: Rules, code
         return [condition]
 
     atoms = [(supports, atom) for supports, root in roots for atom in reasons(root)]
+    # An ``after`` holds on two registers' codes: shown as those two codes (the later one first).
+    atoms = [
+        (supports, part)
+        for supports, atom in atoms
+        for part in ((Register(atom.then), Register(atom.first)) if isinstance(atom, After) else (atom,))
+    ]
     register_facts = _register_facts(
         eng, person_id, as_of, definitions, {a.definition for _, a in atoms if isinstance(a, Register)}, codelists
     )

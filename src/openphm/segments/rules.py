@@ -25,6 +25,7 @@ SEGMENT_COLUMNS = ("condition_count",)
 RESERVED = ("person_id", "as_of", "segment", "condition_count", "cms", "need_tier", "need_band", "acg_png")
 """Output columns a subsegment id may not shadow."""
 _ID = re.compile(r"[a-z][a-z0-9_]*")
+_KINDS = ("register", "after", "flag", "any_flag_of", "segment", "column", "all", "any")
 _OPERATORS = {"min": ">=", "max": "<=", "above": ">", "below": "<", "equals": "=="}
 
 
@@ -39,6 +40,20 @@ class Register:
 
     definition: str
     within_days: int | None = None
+
+
+@dataclass(frozen=True)
+class After:
+    """A code of ``then`` recorded on or after the first code of ``first``, both registers active, and ``then``
+    begun no more than ``gap_days`` after the latest code of ``first``.
+
+    Written for palliative care that belongs to a cancer: palliative care recorded after a cancer diagnosis,
+    while the cancer was current, rather than palliative care (say for heart failure) beside an old cancer.
+    """
+
+    then: str
+    first: str
+    gap_days: int
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,7 @@ class Compare:
     table: str
     column: str
     operator: str
-    value: float | bool
+    value: float | bool | str
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,7 @@ class AnyOf:
     items: tuple[Condition, ...]
 
 
-Condition = Register | Flag | AnyFlagOf | SegmentIs | Compare | All | AnyOf
+Condition = Register | After | Flag | AnyFlagOf | SegmentIs | Compare | All | AnyOf
 
 
 def walk(condition: Condition) -> Iterator[Condition]:
@@ -94,6 +109,8 @@ def describe(condition: Condition) -> str:
             return f"on the {definition} register"
         case Register(definition, days):
             return f"on the {definition} register, coded in the last {days} days"
+        case After(then, first, gap_days):
+            return f"{then} recorded after {first}, begun within {gap_days} days of {first}'s latest code"
         case Flag(subsegment):
             return f"{subsegment} flag"
         case AnyFlagOf(segment):
@@ -101,7 +118,7 @@ def describe(condition: Condition) -> str:
         case SegmentIs(segment):
             return f"segment {segment}"
         case Compare(table, column, operator, value):
-            shown = str(value).lower() if isinstance(value, bool) else f"{value:g}"
+            shown = str(value).lower() if isinstance(value, bool) else value if isinstance(value, str) else f"{value:g}"
             return f"{table}.{column} {operator} {shown}"
         case All(items):
             return "(" + " and ".join(describe(i) for i in items) + ")"
@@ -118,6 +135,8 @@ class SubsegmentRule:
     segment: str
     also: tuple[Condition, ...] = ()
     within_days: int | None = None
+    requires: Condition | None = None
+    """A condition every arm needs besides its own (the maternal flag: a woman of reproductive age)."""
 
 
 @dataclass(frozen=True)
@@ -230,12 +249,10 @@ class _Reader:
 
     def condition(self, value: object, field: str, segments: tuple[str, ...], *, in_tiers: bool) -> Condition:
         if not isinstance(value, dict) or not value:
-            raise self.fail(
-                field, "must be a mapping with one of register, flag, any_flag_of, segment, column, all, any"
-            )
-        kinds = [k for k in ("register", "flag", "any_flag_of", "segment", "column", "all", "any") if k in value]
+            raise self.fail(field, f"must be a mapping with one of {', '.join(_KINDS)}")
+        kinds = [k for k in _KINDS if k in value]
         if len(kinds) != 1:
-            raise self.fail(field, "must have exactly one of register, flag, any_flag_of, segment, column, all, any")
+            raise self.fail(field, f"must have exactly one of {', '.join(_KINDS)}")
         kind = kinds[0]
         here = f"{field}.{kind}"
         if kind in ("flag", "any_flag_of", "segment") and not in_tiers:
@@ -255,6 +272,16 @@ class _Reader:
             return Register(
                 self.ident(value["register"], here),
                 None if days is None else self.integer(days, f"{field}.within_days"),
+            )
+        if kind == "after":
+            self.mapping(value, field, ("after",))
+            body = self.mapping(
+                value["after"], here, ("register", "first", "within_days"), ("register", "first", "within_days")
+            )
+            return After(
+                self.ident(body["register"], f"{here}.register"),
+                self.ident(body["first"], f"{here}.first"),
+                self.integer(body["within_days"], f"{here}.within_days"),
             )
         if kind == "flag":
             self.mapping(value, field, ("flag",))
@@ -285,9 +312,11 @@ class _Reader:
         parts: list[Condition] = []
         for key in tests:
             bound = value[key]
-            boolean_ok = key == "equals" and isinstance(bound, bool)
-            if not boolean_ok and (isinstance(bound, bool) or not isinstance(bound, int | float)):
-                raise self.fail(f"{field}.{key}", "must be a number" + (" or true/false" if key == "equals" else ""))
+            exact_ok = key == "equals" and isinstance(bound, bool | str)
+            if not exact_ok and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+                raise self.fail(
+                    f"{field}.{key}", "must be a number" + (", true/false or a text" if key == "equals" else "")
+                )
             parts.append(Compare(table, column, _OPERATORS[key], bound))
         return parts[0] if len(parts) == 1 else All(tuple(parts))
 
@@ -333,7 +362,7 @@ def parse(document: object, source: str) -> Rules:
         ident = r.ident(key, field)
         if ident in RESERVED:
             raise r.fail(field, "is the name of an output column; choose another id")
-        body = r.mapping(raw, field, ("segment", "also", "within_days"), ("segment",))
+        body = r.mapping(raw, field, ("segment", "also", "within_days", "requires"), ("segment",))
         segment = r.ident(body["segment"], f"{field}.segment")
         if segment not in segments:
             raise r.fail(f"{field}.segment", f"'{segment}' is not in the precedence list")
@@ -347,6 +376,9 @@ def parse(document: object, source: str) -> Rules:
             segment,
             tuple(r.condition(c, f"{field}.also[{i}]", segments, in_tiers=False) for i, c in enumerate(also)),
             None if days is None else r.integer(days, f"{field}.within_days"),
+            None
+            if "requires" not in body
+            else r.condition(body["requires"], f"{field}.requires", segments, in_tiers=False),
         )
 
     tiers_raw = top["need_tiers"]

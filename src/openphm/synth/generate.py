@@ -42,8 +42,9 @@ RESERVE = 1_000
 NHS_CAPACITY = 908_000
 """People who can have an NHS number of the testing range: it has a million nine-digit stems, of which
 about 10 in 11 give a valid check digit (909,091), less the reserve."""
-TABLE_ORDER = tuple(name for name in TABLES if name not in ("lsoa", "practice"))
-"""The contract's person-level tables, in its order (practice.csv is written apart; lsoa is shipped)."""
+TABLE_ORDER = tuple(name for name in TABLES if name not in ("lsoa", "practice", "opt_out_cleared"))
+"""The contract's person-level tables, in its order (practice.csv is written apart; lsoa is shipped; the
+national check's cleared list is a deployment's own, so synthetic England supplies none)."""
 
 
 class SynthError(OpenPHMError):

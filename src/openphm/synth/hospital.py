@@ -37,6 +37,14 @@ ADMITTED_FOR = {
     "end_stage_renal_failure": ("N185",),
 }
 """Condition -> primary diagnoses of its emergency admissions (ICD-10, ACSC where the condition has one)."""
+EMERGENCY_METHODS = np.array(["21", "22", "23", "24", "25", "2A", "2B", "2D"], dtype=object)
+EMERGENCY_SHARES = [0.69, 0.18, 0.01, 0.03, 0.005, 0.015, 0.02, 0.05]
+"""Admission methods of emergency admissions and their shares (see docs/synth.md: A&E and GP from Cowling et al.
+2014, HES 2010-11; the split of the remaining 13% between the other routes is openphm's assumption). 2C, a baby born
+at home as intended, is not generated: births are the maternity episodes (31)."""
+SPLIT_FROM_28 = np.array(["2A", "2B", "2D"], dtype=object)
+METHOD_28_RETIRED = int(np.datetime64("2013-04-01", "D").astype(np.int64))
+"""Day (from 1970-01-01) from which 28 was replaced by 2A-2D in the NHS Data Dictionary."""
 TREATMENT_FUNCTIONS = np.array(
     [
         "100",
@@ -153,12 +161,14 @@ def admissions(
     method = np.select(
         [kind == 0, kind == 1, kind == 2],
         [
-            rng.choice(np.array(["21", "22", "23", "24", "28"], dtype=object), n, p=[0.72, 0.12, 0.03, 0.03, 0.10]),
+            rng.choice(EMERGENCY_METHODS, n, p=EMERGENCY_SHARES),
             rng.choice(np.array(["11", "12", "13"], dtype=object), n, p=[0.6, 0.3, 0.1]),
             np.full(n, "13", dtype=object),
         ],
         np.full(n, "31", dtype=object),
     )
+    # Before April 2013 the routes that became 2A, 2B and 2D were all recorded as 28 ("other means").
+    method = np.where((kind == 0) & (day < METHOD_28_RETIRED) & np.isin(method, SPLIT_FROM_28), "28", method)
     # Length of stay: emergency stays lengthen steeply with age and frailty; most electives are day cases.
     median = np.interp(age, [0, 45, 65, 75, 85], [0.7, 1.3, 2.5, 3.5, 4.5]) * (1 + 0.03 * h.frailty[person])
     stay = np.select(

@@ -165,7 +165,7 @@ def evaluate(training: Training) -> dict[str, Any]:
         "trained_at": model.info.get("trained_at"),
         "train_as_of": training.train_as_of.isoformat(),
         "test_as_of": training.test_as_of.isoformat() if training.test_as_of else None,
-        "outcome": "any emergency admission (admission method 21-28) in the 365 days after as_of",
+        "outcome": "any emergency admission (admission method 21-25, 28, 2A, 2B or 2D) in the 365 days after as_of",
         "train": {"n": train_n, "admitted": train_events},
         "test": overall,
         "groups": groups,
@@ -249,6 +249,9 @@ def markdown(card: dict[str, Any], svg_name: str) -> str:
         f"- Trained on the population at {card['train_as_of']} (n {_fmt(card['train']['n'])}, admitted "
         f"{_fmt(card['train']['admitted'])}); tested on the population at {card['test_as_of']} (temporal validation).",
         f"- Settings: {', '.join(f'{k} {v}' for k, v in card['settings'].items())}.",
+        "- Data: trained and validated on the store it was run on, and nothing else. On a `phm synth` store (every "
+        "figure openphm publishes) that is synthetic data: the figures show the method works on a simulated "
+        "population and say nothing about performance on real patients. Validate on local data before use.",
         f"- Counts: {card['disclosure']}. Groups with fewer than {card['min_events']} admitted or not admitted "
         "people are marked small and get no figures.",
         "",

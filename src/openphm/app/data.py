@@ -1,0 +1,194 @@
+"""What the application reads from the store: areas, published aggregates, cohorts and their members.
+
+The store is opened read-only, once per version, and its connection shared under a lock. Aggregates are the output of
+:func:`openphm.analytics.published.published_tables` - the one disclosure-controlled path every export takes -
+computed once per store version and kept; a new version (``phm run`` swaps the store file or folder atomically)
+has a new inode and modification time, so the next request sees it without a restart.
+
+Person-level rows are read only through :meth:`StoreReader.members`, which takes the caller's scopes and puts
+them in the query itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import narwhals as nw
+import polars as pl
+
+from openphm.analytics import AGG_TABLES
+from openphm.analytics.aggregates import CODE_COLUMNS, NATIONAL_CODE, NATIONAL_NAME
+from openphm.analytics.published import published_tables
+from openphm.app.accounts import Scope
+from openphm.app.roles import LEVELS
+from openphm.engine import Engine, open_store
+
+POLICY = "nhs"  # the disclosure policy of everything the application shows (counts 1-7 redacted, rounded to 5)
+
+MEMBER_COLUMNS = (
+    "person_id",
+    "practice_code",
+    "as_of",
+    "segment",
+    "maternal",
+    "need_tier",
+    "admission_risk",
+    "risk_centile",
+    "efi_category",
+    "qrisk3",
+    "reasons",
+)
+"""A cohort member's row: the pseudonym, where and when, and what a case-finding list needs to sort by (maternal
+health is a flag beside the segment, shown whatever the segment)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one version of the store publishes."""
+
+    version: tuple[int, int]
+    aggregates: dict[str, pl.DataFrame]
+    areas: pl.DataFrame  # level, code, name, parent
+    practices: dict[str, dict[str, str | None]]  # practice code -> {level: code} for itself and its ancestors
+    cohorts: list[str]
+    as_of: list[date]
+    tables: frozenset[str]
+
+
+class StoreReader:
+    def __init__(self, store: Path, engine: str = "duckdb") -> None:
+        self.store, self.engine = store, engine
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._engine: Engine | None = None
+
+    def _version(self) -> tuple[int, int]:
+        stat = self.store.stat()
+        return stat.st_ino, stat.st_mtime_ns
+
+    def snapshot(self) -> Snapshot:
+        """The current store's published content, rebuilt when the store was replaced."""
+        with self._lock:
+            return self._current()[0]
+
+    def _current(self) -> tuple[Snapshot, Engine]:
+        """The snapshot and open engine of the store's current version (call with the lock held)."""
+        version = self._version()
+        if self._snapshot is None or self._engine is None or self._snapshot.version != version:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+            self._engine = open_store(self.store, self.engine)
+            self._snapshot = self._load(version, self._engine)
+        return self._snapshot, self._engine
+
+    def _load(self, version: tuple[int, int], eng: Engine) -> Snapshot:
+        aggregates = {
+            name: pl.from_arrow(table)
+            for name, table in published_tables(self.store, self.engine, POLICY).items()
+            if name in AGG_TABLES
+        }
+        practice = (
+            pl.DataFrame(nw.to_native(eng.table("practice").collect(backend="polars")))
+            if eng.has_table("practice")
+            else None
+        )
+        attrition = (
+            eng.table("cohort_attrition").select("cohort").unique().collect(backend="polars")["cohort"].to_list()
+            if eng.has_table("cohort_attrition")
+            else []
+        )
+        population = aggregates.get("agg_population")
+        as_of = sorted(population["as_of"].unique().to_list()) if population is not None else []
+        cohorts = sorted(
+            set(attrition) | set(aggregates["agg_cohort"]["cohort"].to_list() if "agg_cohort" in aggregates else [])
+        )
+        areas = _areas(practice, population)
+        return Snapshot(version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()))
+
+    def members(
+        self, cohort: str, scopes: tuple[Scope, ...], practice_code: str | None, as_of: date | None
+    ) -> pl.DataFrame:
+        """The pseudonymised members of ``cohort`` at ``as_of`` (default the latest) registered within ``scopes``
+        (and at ``practice_code`` when given). No scope, no rows."""
+        if not scopes:
+            return pl.DataFrame(schema=dict.fromkeys(MEMBER_COLUMNS, pl.String))
+        with self._lock:
+            snapshot, eng = self._current()
+            members = (
+                eng.table("cohort_member").filter(nw.col("cohort") == cohort).select("person_id", "as_of", "reasons")
+            )
+            if as_of is None:
+                latest = members.select(nw.col("as_of").max()).collect(backend="polars").item()
+                as_of = latest
+            population = eng.table("population").select("person_id", "as_of", *CODE_COLUMNS.values())
+            frame = members.filter(nw.col("as_of") == as_of).join(population, on=["person_id", "as_of"], how="left")
+            if not any(scope.level == "national" for scope in scopes):
+                frame = frame.filter(_in_scopes(scopes))
+            if practice_code is not None:
+                frame = frame.filter(nw.col("practice_code") == practice_code)
+            for table, columns in (
+                ("segment", ("segment", "maternal", "need_tier")),
+                ("admission_risk", ("admission_risk", "risk_centile")),
+                ("risk", ("efi_category", "qrisk3")),
+            ):
+                if table in snapshot.tables:
+                    frame = frame.join(
+                        eng.table(table).select("person_id", "as_of", *columns), on=["person_id", "as_of"], how="left"
+                    )
+                else:
+                    frame = frame.with_columns(nw.lit(None).alias(c) for c in columns)
+            result = frame.select(*MEMBER_COLUMNS).collect(backend="polars")
+        native: pl.DataFrame = nw.to_native(result)
+        return native.sort(["admission_risk", "person_id"], descending=[True, False], nulls_last=True)
+
+
+def _in_scopes(scopes: tuple[Scope, ...]) -> nw.Expr:
+    """The row filter of a set of sub-national scopes: a person is in where any contains their practice's area."""
+    conditions = [nw.col(CODE_COLUMNS[scope.level]) == scope.code for scope in scopes]
+    return nw.any_horizontal(*conditions, ignore_nulls=True)
+
+
+def _practices(practice: pl.DataFrame | None) -> dict[str, dict[str, str | None]]:
+    if practice is None:
+        return {}
+    columns = [CODE_COLUMNS[level] for level in LEVELS[1:]]
+    return {
+        row["practice_code"]: {"national": NATIONAL_CODE, **{c.removesuffix("_code"): row[c] for c in columns}}
+        for row in practice.select(columns).iter_rows(named=True)
+    }
+
+
+def _areas(practice: pl.DataFrame | None, population: pl.DataFrame | None) -> pl.DataFrame:
+    """Every area with its name and its parent's code: from the practice table, and agg_population's names."""
+    rows: list[dict[str, str | None]] = [
+        {"level": "national", "code": NATIONAL_CODE, "name": NATIONAL_NAME, "parent": None}
+    ]
+    if practice is not None:
+        levels = LEVELS[1:]
+        for i, level in enumerate(levels):
+            parent = pl.col(CODE_COLUMNS[levels[i - 1]]) if i else pl.lit(NATIONAL_CODE)
+            name = f"{level}_name"
+            rows.extend(
+                practice.select(
+                    pl.lit(level).alias("level"),
+                    pl.col(CODE_COLUMNS[level]).alias("code"),
+                    (pl.col(name) if name in practice.columns else pl.col(CODE_COLUMNS[level])).alias("name"),
+                    parent.alias("parent"),
+                )
+                .filter(pl.col("code").is_not_null())
+                .unique()
+                .to_dicts()
+            )
+    frame = pl.DataFrame(rows, schema={"level": pl.String, "code": pl.String, "name": pl.String, "parent": pl.String})
+    if population is not None:  # areas that have statistics but no practice row (e.g. a store without practice.csv)
+        seen = population.select("level", pl.col("area_code").alias("code"), pl.col("area_name").alias("name")).unique()
+        frame = pl.concat(
+            [frame, seen.join(frame, on=["level", "code"], how="anti").with_columns(parent=pl.lit(None, pl.String))],
+            how="diagonal_relaxed",
+        )
+    order = {level: i for i, level in enumerate(LEVELS)}
+    return frame.unique(["level", "code"]).sort(pl.col("level").replace_strict(order), "code")

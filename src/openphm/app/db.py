@@ -1,0 +1,133 @@
+"""The application database: users, grants, sessions, sign-in attempts and the audit chain.
+
+SQLAlchemy 2 models over SQLite (default, a file beside the store) or PostgreSQL (``postgresql+psycopg://...``).
+The schema is owned by the Alembic migrations in ``migrations/``; :func:`connect` applies them at start, so a
+new release upgrades an existing database in place.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def now() -> datetime:
+    """The current time in UTC, without microseconds (stored and hashed in ISO form)."""
+    return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(256))  # null for accounts that sign in by OIDC
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class Grant(Base):
+    """One (role, scope level, scope code) given to a user."""
+
+    __tablename__ = "grants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(32))
+    scope_level: Mapped[str] = mapped_column(sa.String(16))
+    scope_code: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime]
+
+
+class Session(Base):
+    """A signed-in browser: the cookie holds a random token, the database only its SHA-256."""
+
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class LoginAttempt(Base):
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(sa.String(128), index=True)
+    client: Mapped[str] = mapped_column(sa.String(64), index=True)
+    succeeded: Mapped[bool]
+
+
+class AuditRow(Base):
+    """One append-only audit event; ``hash`` chains it to the row before (see :mod:`openphm.app.audit`)."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(sa.String(128))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    detail: Mapped[str] = mapped_column(sa.Text)  # canonical JSON: what was looked at, never a pseudonym list
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class AuditHead(Base):
+    """The one row every append locks first: it serialises writers and records the chain's last row."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_id: Mapped[int]
+    last_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+def default_url(store: Path) -> str:
+    """SQLite beside the store: ``phm.duckdb`` -> ``phm.duckdb.app.sqlite``."""
+    return f"sqlite:///{store.resolve()}.app.sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None  # the driver's own BEGIN is replaced by _sqlite_begin's
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 10000")  # concurrent writers wait rather than fail
+    cursor.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
+    cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    """Every SQLite transaction takes the write lock at its start: one that reads, then writes (a sign-in, an
+    audit append) would otherwise fail at once, not wait, when another wrote in between (WAL's stale snapshot)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the database to the newest migration (Alembic, run in-process on ``engine``'s connection)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def connect(url: str) -> sessionmaker[sa.orm.Session]:
+    """An engine on ``url`` with its schema migrated, and a session factory for it."""
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        if engine.url.database and not Path(engine.url.database).exists():
+            # password hashes and the audit log: readable by the service's account only
+            os.close(os.open(engine.url.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    migrate(engine)
+    return sessionmaker(engine, expire_on_commit=False)

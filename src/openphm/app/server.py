@@ -1,0 +1,410 @@
+"""The FastAPI application: pages, the JSON API under ``/api/`` and the OpenAPI description.
+
+Every route takes exactly one :func:`openphm.app.policy.requires` declaration; :func:`create_app` refuses to
+build an app where one is missing. Errors are JSON (``{"message": ...}``) for the API and never carry a trace.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import sqlalchemy as sa
+from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from openphm.analytics import AGG_TABLES
+from openphm.app import accounts, audit
+from openphm.app.data import StoreReader
+from openphm.app.db import AuditRow, LoginAttempt, User, now
+from openphm.app.policy import Need, Principal, check_declarations, covers, requires
+from openphm.app.roles import LEVELS, ROLES
+from openphm.app.security import HEADERS, Sessions
+from openphm.app.settings import AppSettings, open_db
+
+HERE = Path(__file__).parent
+log = logging.getLogger("openphm.app")
+
+
+class State:
+    """What every request shares: the app database, sessions and the store reader."""
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+        self.db = open_db(settings.app_db)
+        self.sessions = Sessions(self.db, settings.key, settings.limits, settings.behind_tls_proxy)
+        self.store = StoreReader(settings.store, settings.engine)
+
+
+# -- response models (the OpenAPI description) -------------------------------------------------------------------
+
+
+class Grant(BaseModel):
+    role: str
+    scope_level: str
+    scope_code: str
+
+
+class Me(BaseModel):
+    username: str
+    roles: list[str]
+    grants: list[Grant]
+    person_level_scopes: list[str]
+    csrf_token: str
+
+
+class Area(BaseModel):
+    level: str
+    code: str
+    name: str | None
+    parent: str | None
+
+
+class Cohort(BaseModel):
+    name: str
+    people: int | None  # national count at the latest as_of, disclosure-controlled (null when redacted)
+
+
+class Health(BaseModel):
+    status: str
+
+
+Signed = Annotated[Principal, requires(Need.SIGNED_IN)]
+Aggregates = Annotated[Principal, requires(Need.AGGREGATES)]
+PersonLevel = Annotated[Principal, requires(Need.PERSON_LEVEL)]
+Administer = Annotated[Principal, requires(Need.ADMINISTER)]
+Level = Annotated[str, Query(description="national, region, icb, sub_icb, pcn or practice")]
+
+
+def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe rows: NaN (a redacted or undefined rate) becomes null."""
+    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    return frame.with_columns(pl.col(c).fill_nan(None) for c in floats).to_dicts()
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise HTTPException(422, f"level must be one of {', '.join(LEVELS)}")
+
+
+def create_app(settings: AppSettings) -> FastAPI:
+    app = FastAPI(
+        title="openphm",
+        summary="Population health management: disclosure-controlled aggregates and scoped, audited cohort lists.",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    state = State(settings)
+    app.state.phm = state
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    # -- errors and headers --------------------------------------------------------------------------------------
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/login", status_code=303)
+        return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
+        # The location and the rule only: never the value sent, which could be anything.
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"message": "invalid request", "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failed(_request: Request, exc: Exception) -> Response:
+        log.error("request failed: %s", type(exc).__name__)  # the type only: a message could quote data
+        return JSONResponse({"message": "internal error"}, status_code=500)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.update(HEADERS)
+        if not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    # -- public ----------------------------------------------------------------------------------------------------
+
+    @app.get("/healthz", dependencies=[requires(Need.PUBLIC)], tags=["public"])
+    def healthz() -> Health:
+        """Liveness: 200 without sign-in (for load balancers)."""
+        return Health(status="ok")
+
+    @app.get("/login", dependencies=[requires(Need.PUBLIC)], response_class=HTMLResponse, tags=["public"])
+    def login_page(request: Request) -> Response:
+        return _login(request, None, 200)
+
+    def _login(request: Request, message: str | None, status: int) -> Response:
+        nonce, token = state.sessions.login_token(request)
+        context = {"message": message, "csrf": token, "principal": None}
+        response = templates.TemplateResponse(request, "login.html", context, status_code=status)
+        state.sessions.set_login_cookie(request, response, nonce)
+        return response
+
+    @app.post("/login", dependencies=[requires(Need.PUBLIC)], response_class=HTMLResponse, tags=["public"])
+    def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=128)],
+        password: Annotated[str, Form(max_length=1024)],
+        csrf_token: Annotated[str, Form(max_length=128)],
+    ) -> Response:
+        """Sign in with a local account; a session cookie on success, a redirect to the overview."""
+        if not state.sessions.login_token_ok(request, csrf_token):
+            return _login(request, "The sign-in form expired. Please try again.", 403)
+        client = request.client.host if request.client else "unknown"
+        username = username.strip()
+        with state.db() as db, db.begin():
+            if state.sessions.locked(db, username, client):
+                db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=False))
+                audit.record(db, username, "sign_in_failed", reason="locked", client=client)
+                outcome = "locked"
+            else:
+                user = db.scalar(sa.select(User).where(User.username == username))
+                ok = accounts.password_matches(user.password_hash if user else None, password)
+                ok = ok and user is not None and not user.disabled
+                db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=ok))
+                if ok and user is not None:
+                    audit.record(db, username, "sign_in", client=client)
+                    response: Response = RedirectResponse("/", status_code=303)
+                    state.sessions.start(db, request, response, user.id)
+                    return response
+                audit.record(db, username, "sign_in_failed", reason="credentials", client=client)
+                outcome = "failed"
+        if outcome == "locked":
+            return _login(request, "Too many failed sign-ins. Try again in 15 minutes.", 429)
+        return _login(request, "Wrong user name or password.", 401)
+
+    # -- signed in ---------------------------------------------------------------------------------------------------
+
+    @app.post("/logout", tags=["session"])
+    def logout(request: Request, principal: Signed) -> Response:
+        """End the session (needs the CSRF token)."""
+        response = RedirectResponse("/login", status_code=303)
+        state.sessions.end(request, response)
+        with state.db() as db, db.begin():
+            audit.record(db, principal.username, "sign_out")
+        return response
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[requires(Need.SIGNED_IN)])
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/api/me", tags=["session"])
+    def me(principal: Signed) -> Me:
+        """Who is signed in, their grants, and the CSRF token for state-changing API requests."""
+        return Me(
+            username=principal.username,
+            roles=sorted({role for role, _ in principal.grants}),
+            grants=[Grant(role=r, scope_level=s.level, scope_code=s.code) for r, s in principal.grants],
+            person_level_scopes=[str(s) for s in principal.person_scopes()],
+            csrf_token=principal.csrf_token,
+        )
+
+    @app.get("/api/areas", tags=["aggregates"])
+    def areas(_principal: Aggregates, level: Level = "national") -> list[Area]:
+        """The areas of one geography level with their names and parent's code."""
+        _check_level(level)
+        frame = state.store.snapshot().areas.filter(pl.col("level") == level)
+        return [Area(**row) for row in frame.to_dicts()]
+
+    @app.get("/api/aggregates/{table}", tags=["aggregates"])
+    def aggregates(
+        _principal: Aggregates,
+        table: str,
+        level: Level,
+        area_code: Annotated[str, Query(max_length=32)],
+        as_of: date | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of one ``agg_*`` table for one area, disclosure-controlled as every export is."""
+        _check_level(level)
+        frames = state.store.snapshot().aggregates
+        if table not in AGG_TABLES or table not in frames:
+            raise HTTPException(404, f"no aggregate table '{table}' in this store")
+        frame = frames[table]
+        if "level" in frame.columns:
+            frame = frame.filter((pl.col("level") == level) & (pl.col("area_code") == area_code))
+        if as_of is not None:
+            column = next((c for c in ("as_of", "to_as_of") if c in frame.columns), None)
+            if column is not None:
+                frame = frame.filter(pl.col(column) == as_of)
+        return _rows(frame)
+
+    @app.get("/api/cohorts", tags=["cohorts"])
+    def cohorts(_principal: Aggregates) -> list[Cohort]:
+        """The store's cohorts with their national size at the latest as_of (disclosure-controlled)."""
+        snapshot = state.store.snapshot()
+        sizes: dict[str, int | None] = {}
+        frame = snapshot.aggregates.get("agg_cohort")
+        if frame is not None and frame.height:
+            latest = frame.filter((pl.col("level") == "national") & (pl.col("as_of") == pl.col("as_of").max()))
+            sizes = dict(latest.select("cohort", "people").iter_rows())
+        return [Cohort(name=name, people=sizes.get(name)) for name in snapshot.cohorts]
+
+    def _members(principal: Principal, name: str, practice_code: str | None, as_of: date | None) -> pl.DataFrame:
+        """The one path to person-level rows: the caller's scopes go into the query, and a named practice must
+        lie within them."""
+        snapshot = state.store.snapshot()
+        if name not in snapshot.cohorts:
+            raise HTTPException(404, f"no cohort '{name}'")
+        scopes = principal.person_scopes()
+        if practice_code is not None:
+            area = snapshot.practices.get(practice_code)
+            national = any(s.level == "national" for s in scopes)
+            if area is None and not national:
+                raise HTTPException(403, "that practice is outside your scope")
+            if area is None:
+                raise HTTPException(404, f"no practice '{practice_code}'")
+            if not covers(scopes, area):
+                raise HTTPException(403, "that practice is outside your scope")
+        return state.store.members(name, scopes, practice_code, as_of)
+
+    @app.get("/api/cohorts/{name}/members", tags=["cohorts"])
+    def members(
+        principal: PersonLevel,
+        name: str,
+        practice_code: Annotated[str | None, Query(max_length=32)] = None,
+        as_of: date | None = None,
+    ) -> list[dict[str, Any]]:
+        """Pseudonymised members of a cohort within your scope (analysts only; every call is audited)."""
+        frame = _members(principal, name, practice_code, as_of)
+        with state.db() as db, db.begin():
+            audit.record(
+                db,
+                principal.username,
+                "person_level_view",
+                cohort=name,
+                practice_code=practice_code,
+                as_of=as_of,
+                rows=frame.height,
+            )
+        return _rows(frame)
+
+    @app.get("/api/cohorts/{name}/members.csv", tags=["cohorts"], response_class=Response)
+    def members_csv(
+        principal: PersonLevel,
+        name: str,
+        practice_code: Annotated[str | None, Query(max_length=32)] = None,
+        as_of: date | None = None,
+    ) -> Response:
+        """The same list as CSV (audited as a download)."""
+        frame = _members(principal, name, practice_code, as_of)
+        with state.db() as db, db.begin():
+            audit.record(
+                db,
+                principal.username,
+                "person_level_download",
+                cohort=name,
+                practice_code=practice_code,
+                as_of=as_of,
+                rows=frame.height,
+            )
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(frame.columns)
+        writer.writerows(frame.iter_rows())
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{_filename(name)}-members.csv"'},
+        )
+
+    # -- pages -------------------------------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def overview(
+        request: Request,
+        principal: Aggregates,
+        level: Level = "national",
+        area_code: Annotated[str | None, Query(max_length=32)] = None,
+        as_of: date | None = None,
+    ) -> Response:
+        _check_level(level)
+        snapshot = state.store.snapshot()
+        areas = snapshot.areas
+        choices = areas.filter(pl.col("level") == level).to_dicts()
+        code = area_code or (choices[0]["code"] if choices else None)
+        area = next((a for a in choices if a["code"] == code), None)
+        if area is None:
+            raise HTTPException(404, "no such area")
+        parent = next((a for a in areas.to_dicts() if a["code"] == area["parent"]), None)
+        when = as_of or (snapshot.as_of[-1] if snapshot.as_of else None)
+        context = {
+            "principal": principal,
+            "levels": LEVELS,
+            "level": level,
+            "choices": choices,
+            "area": area,
+            "as_of": when,
+            "as_of_options": snapshot.as_of,
+            "columns": [_figures(snapshot.aggregates, a, when) for a in (area, parent) if a is not None],
+        }
+        return templates.TemplateResponse(request, "overview.html", context)
+
+    @app.get("/cohorts", response_class=HTMLResponse, include_in_schema=False)
+    def cohorts_page(request: Request, principal: Aggregates) -> Response:
+        context = {"principal": principal, "cohorts": cohorts(principal), "analyst": bool(principal.person_scopes())}
+        return templates.TemplateResponse(request, "cohorts.html", context)
+
+    @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
+    def admin_page(request: Request, principal: Administer) -> Response:
+        with state.db() as db:
+            trail = db.execute(sa.select(AuditRow).order_by(AuditRow.id.desc()).limit(50)).scalars().all()
+        context = {
+            "principal": principal,
+            "users": accounts.list_users(state.db),
+            "audit": trail,
+            "roles": list(ROLES),
+        }
+        return templates.TemplateResponse(request, "admin.html", context)
+
+    check_declarations(app)
+    return app
+
+
+def _filename(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:64]
+
+
+def _figures(aggregates: dict[str, pl.DataFrame], area: dict[str, Any], as_of: date | None) -> dict[str, Any]:
+    """The overview's figures for one area: population, segments, largest registers, activity per head."""
+    where = (pl.col("level") == area["level"]) & (pl.col("area_code") == area["code"]) & (pl.col("as_of") == as_of)
+    out: dict[str, Any] = {"area": area, "population": None, "segments": [], "registers": [], "activity": {}}
+    population = aggregates.get("agg_population")
+    if population is not None:
+        rows = population.filter(where)
+        total = rows.filter(pl.col("breakdown") == "total")
+        if total.height:
+            first = _rows(total)[0]
+            out["population"] = first["people"]
+            out["activity"] = {
+                key: first.get(key)
+                for key in (
+                    "emergency_admissions_per_1000",
+                    "ae_attendances_per_1000",
+                    "gp_contacts_per_1000",
+                    "cost_per_head",
+                )
+            }
+        out["segments"] = _rows(
+            rows.filter(pl.col("breakdown") == "segment").select("segment", "people", "maternal").sort("segment")
+        )
+    registers = aggregates.get("agg_register")
+    if registers is not None:
+        top = registers.filter(where).sort("people", descending=True, nulls_last=True).head(10)
+        out["registers"] = _rows(top.select("definition", "people", "prevalence_pct"))
+    return out

@@ -1,0 +1,65 @@
+"""How one ``phm serve`` is configured: the store, the app database, the signing key and the limits."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from openphm.app.db import connect, default_url
+from openphm.app.security import Limits
+from openphm.errors import OpenPHMError
+
+
+class AppError(OpenPHMError):
+    """A bad option of ``phm serve`` or its companions (store, database, key file)."""
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    store: Path
+    app_db: str
+    key: bytes
+    engine: str = "duckdb"
+    behind_tls_proxy: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+def app_db_url(store: Path, app_db: str | None) -> str:
+    """``--app-db`` as given, else SQLite beside the store."""
+    if app_db:
+        if not app_db.startswith(("sqlite:", "postgresql")):
+            raise AppError(f"--app-db: '{app_db.split(':')[0]}' is not sqlite:/// or postgresql+psycopg://")
+        return app_db
+    return default_url(store)
+
+
+def load_key(path: Path | None, store: Path) -> bytes:
+    """The key that signs CSRF tokens: ``--key-file``, else ``<store>.app-key`` (created, mode 600, if absent).
+
+    It is not the pseudonymisation key, and losing it only signs everyone out of their forms."""
+    path = path or store.with_name(store.name + ".app-key")
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    try:
+        key = path.read_text().strip().encode()
+    except OSError as exc:
+        raise AppError(f"--key-file: cannot read {path} ({exc.strerror})") from None
+    if len(key) < 32:
+        raise AppError(f"--key-file: {path} holds fewer than 32 characters")
+    return key
+
+
+def open_db(url: str) -> sessionmaker[Session]:
+    """The app database, migrated; an unreachable or malformed URL is one line, not a traceback."""
+    try:
+        return connect(url)
+    except (sa.exc.OperationalError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        raise AppError(f"--app-db: cannot open the app database ({reason})") from None

@@ -1,0 +1,44 @@
+"""`phm import`: turn extracts in other shapes into a source folder of the input contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from openphm.cli.common import app, console, reporting
+
+import_app = typer.Typer(
+    help="Convert HES/SUS+ extracts into a source folder that phm ingest accepts.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("hes")
+def import_hes(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (one CSV per contract table).")],
+    apc: Annotated[
+        Path | None, typer.Option(help="HES admitted patient care extract (CSV, one row per episode).")
+    ] = None,
+    ae: Annotated[Path | None, typer.Option(help="HES A&E extract (CSV, to 2019-20).")] = None,
+    op: Annotated[Path | None, typer.Option(help="HES outpatient extract (CSV).")] = None,
+    ecds: Annotated[Path | None, typer.Option(help="Emergency Care Data Set extract (CSV, SNOMED CT coded).")] = None,
+) -> None:
+    """Import HES APC, A&E, outpatient and ECDS extracts, cleaning placeholders and reconciling every row."""
+    from openphm.importers.hes import import_hes as run
+
+    with reporting() as progress:
+        result = run(out, apc=apc, ae=ae, op=op, ecds=ecds, progress=progress)
+    table = Table(title=f"HES import reconciliation (also in {result.out / 'import_reconciliation.csv'})")
+    for column in ("stage", "file or table", "reason", "code system", "code"):
+        table.add_column(column)
+    table.add_column("count", justify="right")
+    for stage, where, reason, system, code, count in result.reconciliation.rows:
+        table.add_row(stage, where, reason, system, code, f"{count:,}")
+    console.print(table)
+    console.print(
+        f"{result.rows_read:,} rows read in {result.seconds:.1f} s "
+        f"({result.rows_read / max(result.seconds, 1e-9):,.0f} rows a second). Next: phm ingest {result.out}"
+    )

@@ -1,0 +1,1 @@
+"""What every output that leaves openphm shares, whichever command or app writes it."""
