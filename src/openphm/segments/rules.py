@@ -164,13 +164,23 @@ class Rules:
 
 
 # -- the file's shape (for editors: docs/schemas/segment-rules.schema.json) ----------------------------------
+class AfterFile(ContentModel):
+    """A code of ``register`` on or after the first code of ``first``, begun within ``within_days`` of its latest."""
+
+    register_: str = Field(alias="register", description="The definition id recorded after (palliative care).")
+    first: str = Field(description="The definition id it follows (a cancer).")
+    within_days: int = Field(ge=1, description="register first coded no more than N days after first's latest code.")
+
+
 class ConditionFile(ContentModel):
-    """One condition: exactly one of register, flag, any_flag_of, segment, column, all, any (checked on loading)."""
+    """One condition: exactly one of register, after, flag, any_flag_of, segment, column, all, any (checked on
+    loading)."""
 
     register_: str | None = Field(  # BaseModel has an attribute named register
         None, alias="register", description="An active register row of this definition id."
     )
     within_days: int | None = Field(None, ge=1, description="With register: its latest code within N days.")
+    after: AfterFile | None = Field(None, description="Subsegments only: a register recorded after another.")
     flag: str | None = Field(None, description="Need tiers only: this subsegment flag is set.")
     any_flag_of: str | None = Field(None, description="Need tiers only: any flag of this segment is set.")
     segment: str | None = Field(None, description="Need tiers only: the assigned segment is this one.")
@@ -188,6 +198,7 @@ class SubsegmentFile(ContentModel):
     segment: str
     also: list[ConditionFile] | None = Field(None, description="Further arms, any of which sets the flag.")
     within_days: int | None = Field(None, ge=1)
+    requires: ConditionFile | None = Field(None, description="Must hold besides whichever arm sets the flag.")
 
 
 class NeedTierFile(ContentModel):
