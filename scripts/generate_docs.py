@@ -4,7 +4,8 @@
 - docs/cli.md from the Typer application (via Typer's own ``utils docs``);
 - docs/conditions.md from the code list manifests;
 - docs/tables.md from the declared output tables (openphm.tables) and the stage list.
-A test fails when any page is out of date.
+- docs/schemas/<kind>.schema.json, the JSON Schema of each content file kind, from the loaders' models.
+A test fails when any of them is out of date.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from openphm.codes.docs import render as render_conditions
+from openphm.content.schemas import FILE_KINDS, json_schema
 from openphm.contract.docs import render
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -72,7 +74,11 @@ def main() -> None:
     (DOCS / "cli.md").write_text(cli_reference(), encoding="utf-8")
     (DOCS / "conditions.md").write_text(render_conditions(), encoding="utf-8")
     (DOCS / "tables.md").write_text(tables_page(), encoding="utf-8")
-    print(f"written input-contract.md, cli.md, conditions.md and tables.md in {DOCS}")
+    schemas = DOCS / "schemas"
+    schemas.mkdir(exist_ok=True)
+    for kind in FILE_KINDS:
+        (schemas / f"{kind}.schema.json").write_text(json_schema(kind), encoding="utf-8")
+    print(f"written input-contract.md, cli.md, conditions.md, tables.md and schemas/ in {DOCS}")
 
 
 if __name__ == "__main__":

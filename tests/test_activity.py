@@ -16,7 +16,7 @@ from openphm.ingest.pseudonymise import KeyedHash
 from openphm.options import RunOptions
 from openphm.pipeline import run
 from openphm.stages import by_name
-from tests.conftest import ALICE, BOB, CAROL, ENGINES, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, CAROL, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = date(2024, 3, 31)

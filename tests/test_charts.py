@@ -18,7 +18,7 @@ import pytest
 
 from openphm import charts
 from openphm.analytics.spc import xmr
-from tests.test_report_render import CHARTS, _area_data
+from tests.support.report import CHARTS, area_data
 
 SCHEMA = Path(__file__).parent / "data" / "vega-lite-schema.json"
 
@@ -63,7 +63,7 @@ ADMISSIONS = [50, 52, 49, 51, 50, 53, 48, 50, 52, 51, 49, 50, 51, 50, 52, 49, 50
 
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda c: c.id)
 def test_every_report_chart_kind_gives_a_valid_spec(chart: Any) -> None:
-    data = _area_data(2)[chart.id]
+    data = area_data(2)[chart.id]
     spec = charts.spec(chart, data)
     assert_valid(spec)
     assert spec["description"].startswith(chart.title)
@@ -136,7 +136,7 @@ def test_intervals_become_whiskers_and_columns() -> None:
 
 def test_the_pyramid_puts_the_first_group_left() -> None:
     chart = next(c for c in CHARTS if c.kind == "pyramid")
-    spec = charts.spec(chart, _area_data(1)["pyramid"])
+    spec = charts.spec(chart, area_data(1)["pyramid"])
     rows = spec["data"]["values"]
     assert all(r["signed"] == -r["value"] for r in rows if r["group"] == "Female")
     assert all(r["signed"] == r["value"] > 0 for r in rows if r["group"] == "Male")
@@ -164,7 +164,7 @@ def test_forecast_lines_are_dashed_from_the_split_and_gaps_break_the_line() -> N
 
 def test_sankey_ribbons_fill_their_nodes_in_proportion_to_the_flows() -> None:
     chart = next(c for c in CHARTS if c.kind == "sankey")
-    data = _area_data(1)["sankey"]
+    data = area_data(1)["sankey"]
     spec = charts.spec(chart, data)
     assert_valid(spec)
     ribbons = spec["layer"][0]["data"]["values"]
@@ -212,7 +212,7 @@ def test_the_schema_check_can_fail() -> None:
 def test_the_spc_chart_draws_in_chromium_under_a_strict_policy(tmp_path: Path) -> None:
     """The report has no SPC chart yet (the app has): draw one on a bare page with the same runtime and policy."""
     from openphm.report.render import script_hash, script_json
-    from tests.test_report_support import opened
+    from tests.support.report import opened
 
     spec = charts.spec(C("spc"), {"categories": MONTHS, "values": ADMISSIONS, "improvement": "decrease"})
     page_script = (

@@ -2,54 +2,35 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ALICE, KEY, person
+from tests.support.cli import one_line_error, phm
+from tests.support.sources import ALICE, KEY, person
 
 Rows = dict[str, list[dict[str, object]]]
 
 
-def phm(*args: str, key: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OPENPHM_KEY"}
-    if key:
-        env["OPENPHM_KEY"] = KEY.decode()
-    return subprocess.run(
-        [sys.executable, "-m", "openphm", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
-    )
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 def test_ingest_without_key_refuses_and_writes_no_store(source: Callable[[Rows], Path], tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
-    line = _one_line_error(phm("ingest", str(source({"person": [person(ALICE)]})), "--store", str(store), key=False))
+    line = one_line_error(phm("ingest", str(source({"person": [person(ALICE)]})), "--store", str(store), key=False))
     assert "key" in line
     assert not store.exists()
 
 
 def test_missing_required_column_names_file_and_column(source: Callable[[Rows], Path], tmp_path: Path) -> None:
     folder = source({"person": [{k: v for k, v in person(ALICE).items() if k != "sex"}]})
-    line = _one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
+    line = one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
     assert "person.csv" in line and "'sex'" in line
 
 
 def test_unreadable_file_names_the_file(source: Callable[[Rows], Path], tmp_path: Path) -> None:
     folder = source({"person": [person(ALICE)]})
     (folder / "gp_event.parquet").write_bytes(b"this is not parquet at all")
-    line = _one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
+    line = one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
     assert "gp_event.parquet" in line
 
 
@@ -58,7 +39,7 @@ def test_malformed_csv_rows_name_the_file(source: Callable[[Rows], Path], tmp_pa
     (folder / "gp_event.csv").write_text(
         'nhs_number,event_date,snomed_code\n9990000018,2023-01-01,"38341003\n9990000018,2023-01-01\n'
     )
-    line = _one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
+    line = one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
     assert "gp_event.csv" in line and ALICE not in line
 
 
@@ -66,19 +47,19 @@ def test_child_table_without_its_parent_is_refused(source: Callable[[Rows], Path
     folder = source(
         {"person": [person(ALICE)], "apc_diagnosis": [{"episode_id": "E1", "position": 1, "icd10_code": "I50"}]}
     )
-    line = _one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
+    line = one_line_error(phm("ingest", str(folder), "--store", str(tmp_path / "s.duckdb")))
     assert "apc_diagnosis.csv" in line and "apc_episode" in line
 
 
 def test_person_table_is_required(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
-    line = _one_line_error(phm("ingest", str(tmp_path / "src"), "--store", str(tmp_path / "s.duckdb")))
+    line = one_line_error(phm("ingest", str(tmp_path / "src"), "--store", str(tmp_path / "s.duckdb")))
     assert "person" in line
 
 
 def test_invalid_purpose_and_date_are_refused(source: Callable[[Rows], Path], tmp_path: Path) -> None:
     folder = str(source({"person": [person(ALICE)]}))
-    assert "purpose" in _one_line_error(
+    assert "purpose" in one_line_error(
         phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--purpose", "marketing")
     )
     result = phm("ingest", folder, "--store", str(tmp_path / "s.duckdb"), "--extract-date", "31/12/2024")
@@ -86,7 +67,7 @@ def test_invalid_purpose_and_date_are_refused(source: Callable[[Rows], Path], tm
 
 
 def test_run_on_missing_store(tmp_path: Path) -> None:
-    assert "phm ingest" in _one_line_error(phm("run", "--store", str(tmp_path / "none.duckdb")))
+    assert "phm ingest" in one_line_error(phm("run", "--store", str(tmp_path / "none.duckdb")))
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "polars"])

@@ -10,8 +10,8 @@ import pytest
 
 from openphm.content import content_path
 from openphm.risk.cms import spec
-from tests.conftest import ENGINES, person
-from tests.test_efi import Rows, distinct_codes, gp, issue, nhs, risk_table, snomed_codes
+from tests.support.risk import Rows, distinct_codes, gp, issue, nhs, risk_table, snomed_codes
+from tests.support.sources import ENGINES, person
 
 LAXATIVE, ANTIEPILEPTIC, ANTIDEPRESSANT, ANALGESIC = (
     "0106020C0AAAAAA",

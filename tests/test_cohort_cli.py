@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 
-from tests.conftest import read_table
-from tests.test_cli import _one_line_error, phm
-from tests.test_cohorts import NHS, WHO, Rows, bp_events, people, pipeline
+from tests.support.cli import one_line_error, phm
+from tests.support.cohorts import NHS, WHO, Rows, bp_events, people, pipeline
+from tests.support.sources import read_table
 
 
 def test_list_shows_every_shipped_cohort() -> None:
@@ -25,8 +25,8 @@ def test_list_refuses_a_malformed_definition_in_one_line(tmp_path: Path) -> None
         "  - {name: busy, type: activity, column: ae_attendances, op: '=>', value: 5}\n",
         encoding="utf-8",
     )
-    line = _one_line_error(phm("cohort", "list", "--definitions", str(tmp_path)))
-    assert "mine.yaml: rule 'busy': field 'op': '=>' is not an operator" in line
+    line = one_line_error(phm("cohort", "list", "--definitions", str(tmp_path)))
+    assert "mine.yaml: rule 'busy': field 'op': '=>' is not one of '=='" in line
 
 
 def test_run_one_cohort_then_all(source: Callable[[Rows], Path], tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_run_one_cohort_then_all(source: Callable[[Rows], Path], tmp_path: Path)
 
 def test_run_refuses_unknown_names_and_stores_without_a_run(source: Callable[[Rows], Path], tmp_path: Path) -> None:
     store = pipeline(source, tmp_path, {"person": people("a")})
-    assert "no cohort named 'nope'" in _one_line_error(phm("cohort", "run", "nope", "--store", str(store)))
-    assert "give one cohort name, or --all" in _one_line_error(phm("cohort", "run", "--store", str(store)))
+    assert "no cohort named 'nope'" in one_line_error(phm("cohort", "run", "nope", "--store", str(store)))
+    assert "give one cohort name, or --all" in one_line_error(phm("cohort", "run", "--store", str(store)))
     missing = tmp_path / "none.duckdb"
-    assert "phm ingest" in _one_line_error(phm("cohort", "run", "--all", "--store", str(missing)))
+    assert "phm ingest" in one_line_error(phm("cohort", "run", "--all", "--store", str(missing)))

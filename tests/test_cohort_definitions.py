@@ -31,7 +31,11 @@ def _cohort(*rules: str, exclude: tuple[str, ...] = ()) -> str:
     ("rule", "field", "words"),
     [
         # unknown rule type
-        ("{name: r1, type: lab_result, column: age, op: '>=', value: 1}", "type", "unknown rule type 'lab_result'"),
+        (
+            "{name: r1, type: lab_result, column: age, op: '>=', value: 1}",
+            "type",
+            "'lab_result' is not one of",
+        ),
         # unknown column, for each table
         ("{name: r1, type: demographic, column: shoe_size, op: '>=', value: 1}", "column", "unknown column"),
         ("{name: r1, type: score, column: qrisk2, op: '>=', value: 10}", "column", "unknown column 'qrisk2'"),
@@ -43,7 +47,7 @@ def _cohort(*rules: str, exclude: tuple[str, ...] = ()) -> str:
             "unknown column 'pulse'",
         ),
         # wrong operator
-        ("{name: r1, type: demographic, column: age, op: '=>', value: 65}", "op", "'=>' is not an operator"),
+        ("{name: r1, type: demographic, column: age, op: '=>', value: 65}", "op", "'=>' is not one of '=='"),
         ("{name: r1, type: demographic, column: sex, op: '>', value: F}", "op", "needs a numeric column"),
         ("{name: r1, type: demographic, column: age, op: between, value: [65]}", "value", "[lowest, highest]"),
         ("{name: r1, type: demographic, column: age, op: in, value: 65}", "value", "needs a list"),
@@ -58,20 +62,28 @@ def _cohort(*rules: str, exclude: tuple[str, ...] = ()) -> str:
         (
             "{name: r1, type: activity, column: ae_attendances, window: 36m, op: '>=', value: 5}",
             "window",
-            "'36m' is not a window",
+            "'36m' is not one of '12m' or '24m'",
         ),
         ("{name: r1, type: activity, column: gp_contacts, window: 24m, op: '>=', value: 5}", "window", "no 24m count"),
         ("{name: r1, type: score, column: efi, window: 12m, op: '>', value: 0.36}", "window", "only activity"),
-        ("{name: r1, type: register, definition: statins, within_days: 0}", "within_days", "whole number"),
-        ("{name: r1, type: admissions, window_days: -30}", "window_days", "whole number"),
-        ("{name: r1, type: admissions, window_days: twelve months}", "window_days", "whole number"),
+        (
+            "{name: r1, type: register, definition: statins, within_days: 0}",
+            "within_days",
+            "greater than or equal to 1",
+        ),
+        ("{name: r1, type: admissions, window_days: -30}", "window_days", "greater than or equal to 1"),
+        ("{name: r1, type: admissions, window_days: twelve months}", "window_days", "a valid integer"),
         # other mistakes
         ("{name: r1, type: demographic, column: age, op: '>=', value: 65, colour: red}", "colour", "unknown field"),
         ("{name: r1, type: admissions, method: urgent}", "method", "emergency"),
         ("{name: r1, type: admissions, rule_set: missing.csv}", "rule_set", "no rule set file"),
         ("{name: r1, type: admissions, rule_set: acsc_rules.csv, conditions: [gout]}", "conditions", "'gout'"),
         ("{name: r1, type: admissions, icd10: [J45, '12']}", "icd10", "not an ICD-10 code"),
-        ("{name: r1, type: register, definition: statins, status: current}", "status", "active or ever"),
+        (
+            "{name: r1, type: register, definition: statins, status: current}",
+            "status",
+            "'current' is not one of 'active' or 'ever'",
+        ),
     ],
 )
 def test_each_malformed_rule_is_named_by_file_rule_and_field(tmp_path: Path, rule: str, field: str, words: str) -> None:
@@ -93,7 +105,7 @@ def test_each_malformed_rule_is_named_by_file_rule_and_field(tmp_path: Path, rul
         ("name: Not A Name\ntitle: t\ninclude: [" + GOOD_RULE + "]\n", "field 'name': must be a lower_case name"),
         ("name: x\ntitle: t\ninclude: [" + GOOD_RULE + "]\nowner: me\n", "field 'owner': unknown field"),
         ("name: x\ntitle: t\ninclude: [{type: demographic}]\n", "field 'include[0].name': missing"),
-        ("name: [unclosed\n", "not valid YAML at line"),
+        ("name: [unclosed\n", "not valid YAML (line"),
     ],
 )
 def test_malformed_cohort_files(tmp_path: Path, text: str, words: str) -> None:

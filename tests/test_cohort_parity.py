@@ -10,8 +10,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from tests.conftest import read_table, write_source
-from tests.test_cohorts import NHS, STATIN, Rows, acsc_tables, bp_events, pipeline, upstream
+from tests.support.cohorts import NHS, STATIN, Rows, acsc_tables, bp_events, pipeline, upstream
+from tests.support.sources import read_table, write_source
 
 DATES = (date(2023, 3, 31), date(2024, 3, 31))
 

@@ -24,8 +24,7 @@ import pytest
 
 from openphm.engine import count, open_store
 from openphm.ingest import ingest
-from tests.conftest import EXTRACT, KEY, person, store_path, write_source
-from tests.test_store import fingerprint
+from tests.support.sources import EXTRACT, KEY, fingerprint, person, store_path, write_source
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SEED = 20261205

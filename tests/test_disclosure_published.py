@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from openphm.analytics.aggregates import COSTS, COUNTS, DIMENSIONS, FLAG_COUNTS, breakdown_name, population_aggregates
 from openphm.analytics.published import _ancestry, protect_tables
 from openphm.disclosure import POLICIES
-from tests.test_aggregates import run_stage
+from tests.support.analytics import run_stage
 
 AS_OF = date(2025, 3, 31)
 PRACTICES = {"G1": "P1", "G2": "P1", "G3": "P2"}

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from openphm.contract.docs import reason_codes, render
-from tests.test_ingest_rules import CASES
+from tests.support.ingest_cases import CASES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +43,16 @@ def test_conditions_page_is_generated_from_the_manifests() -> None:
     assert (ROOT / "docs" / "conditions.md").read_text(encoding="utf-8") == render_conditions(), (
         "run: python scripts/generate_docs.py"
     )
+
+
+def test_content_file_schemas_are_generated_from_the_models() -> None:
+    from openphm.content.schemas import FILE_KINDS, json_schema
+
+    published = {p.name for p in (ROOT / "docs" / "schemas").glob("*.schema.json")}
+    assert published == {f"{kind}.schema.json" for kind in FILE_KINDS}, "run: python scripts/generate_docs.py"
+    for kind in FILE_KINDS:
+        text = (ROOT / "docs" / "schemas" / f"{kind}.schema.json").read_text(encoding="utf-8")
+        assert text == json_schema(kind), "run: python scripts/generate_docs.py"
 
 
 def test_every_documented_reason_has_a_test_and_every_tested_reason_is_documented() -> None:

@@ -19,8 +19,8 @@ from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.stages import by_name
 from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS
-from tests.conftest import ENGINES, EXTRACT, KEY, read_table, store_path
-from tests.test_cohorts import NHS, WHO, people
+from tests.support.cohorts import NHS, WHO, people
+from tests.support.sources import ENGINES, EXTRACT, KEY, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = date(2024, 3, 31)

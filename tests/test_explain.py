@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 
 from openphm.segments import ExplainError, explain
-from tests.conftest import read_table, store_path
-from tests.test_cli import _one_line_error, phm
-from tests.test_segment_people import AS_OF, LAST, PEOPLE, build
+from tests.support.cli import one_line_error, phm
+from tests.support.segments import AS_OF, LAST, PEOPLE, build
+from tests.support.sources import read_table, store_path
 
 NAMES = (
     "ckd4_four_admissions",
@@ -110,9 +110,9 @@ def test_phm_explain_prints_the_why(store: tuple[Path, dict[str, str]]) -> None:
 
 def test_phm_explain_unknown_person_is_one_line_exit_2(store: tuple[Path, dict[str, str]]) -> None:
     path, _ = store
-    line = _one_line_error(phm("explain", "not-a-pseudonym", "--store", str(path)))
+    line = one_line_error(phm("explain", "not-a-pseudonym", "--store", str(path)))
     assert "unknown person" in line
-    line = _one_line_error(phm("explain", "x", "--store", str(path), "--as-of", "2020-02-29"))
+    line = one_line_error(phm("explain", "x", "--store", str(path), "--as-of", "2020-02-29"))
     assert "unknown person" in line
-    line = _one_line_error(phm("explain", "x", "--store", str(path / "absent.duckdb")))
+    line = one_line_error(phm("explain", "x", "--store", str(path / "absent.duckdb")))
     assert "absent.duckdb" in line or "store" in line

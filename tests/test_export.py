@@ -17,21 +17,11 @@ from openphm.ingest import ingest
 from openphm.ingest.policy import load_policy
 from openphm.pipeline import run
 from openphm.stages import by_name
-from tests.conftest import EXTRACT, KEY, person, write_source
+from tests.support.sources import EXTRACT, KEY, nhs_number, person, write_source
 
 Rows = dict[str, list[dict[str, object]]]
 PRACTICES = {"Y90001": "U90001", "Y90002": "U90001", "Y90003": "U90002"}
 COUNT_COLUMNS = ("people", "emergency_admissions", "ae_attendances", "gp_contacts", "population")
-
-
-def nhs_number(serial: int) -> str | None:
-    """A Modulus 11 valid number from the range reserved for testing (999 ...), or None for an invalid serial."""
-    body = f"999{serial:06d}"
-    remainder = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True)) % 11
-    check = 11 - remainder
-    if check == 10:
-        return None
-    return body + str(0 if check == 11 else check)
 
 
 def _source_rows() -> Rows:

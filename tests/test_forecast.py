@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -52,7 +51,9 @@ def _counts(rows: list[tuple[str, str, float]]) -> pa.Table:
 def test_forecast_table_uses_the_observed_transition_rates() -> None:
     """Transitions counted between two snapshots give P = [[0.9, 0.1], [0.3, 0.7]]; the national projection of
     1,000 healthy people is x_0 P^n, and its interval (Dirichlet draws) contains it."""
-    settings = replace(load_settings(), forecast_age_groups=(0,), forecast_levels=("national",), forecast_draws=400)
+    settings = load_settings().model_copy(
+        update={"forecast_age_groups": (0,), "forecast_levels": ("national",), "forecast_draws": 400}
+    )
     start = pa.table(
         {
             "level": ["national", "national"],
@@ -84,8 +85,8 @@ def test_forecast_table_uses_the_observed_transition_rates() -> None:
 
 def test_small_areas_shrink_towards_the_whole() -> None:
     """An area with few transitions of its own is pulled towards the whole store's rates by the prior."""
-    settings = replace(
-        load_settings(), forecast_age_groups=(0,), forecast_levels=("national", "icb"), forecast_prior_people=50
+    settings = load_settings().model_copy(
+        update={"forecast_age_groups": (0,), "forecast_levels": ("national", "icb"), "forecast_prior_people": 50}
     )
     start = pa.table(
         {

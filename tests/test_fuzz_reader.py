@@ -37,8 +37,7 @@ from typer.testing import CliRunner
 
 from openphm.cli import app
 from openphm.contract.schema import TABLES
-from tests.conftest import ENGINES, KEY, read_table, store_path
-from tests.test_export import nhs_number
+from tests.support.sources import ENGINES, KEY, nhs_number, read_table, store_path
 
 VALID = [n for n in (nhs_number(s) for s in range(1, 40)) if n][:24]
 """Modulus 11 valid numbers from the range reserved for testing."""

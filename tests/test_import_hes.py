@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from openphm.importers.hes import ICD10_FOUR, OPCS4_FOUR, import_hes, placeholders
-from tests.test_cli import _one_line_error, phm
+from tests.support.cli import one_line_error, phm
 
 DATA = Path(__file__).parent / "data" / "hes"
 APC = DATA / "artificial_hes_apc_0102_truncated.csv"
@@ -220,13 +220,13 @@ def test_ecds_snomed_diagnosis_and_acuity(tmp_path: Path) -> None:
 
 def test_bad_files_give_one_line_and_exit_2(tmp_path: Path) -> None:
     lacking = _write(tmp_path / "apc.csv", [{"PSEUDO_HESID": "P1", "EPIKEY": "1"}])
-    line = _one_line_error(phm("import", "hes", "--apc", str(lacking), "--out", str(tmp_path / "o")))
+    line = one_line_error(phm("import", "hes", "--apc", str(lacking), "--out", str(tmp_path / "o")))
     assert "apc.csv" in line and "ADMIDATE" in line
     binary = tmp_path / "op.csv"
     binary.write_bytes(b"\x00\x01\x02PK\x03\x04" * 50)
-    line = _one_line_error(phm("import", "hes", "--op", str(binary), "--out", str(tmp_path / "o")))
+    line = one_line_error(phm("import", "hes", "--op", str(binary), "--out", str(tmp_path / "o")))
     assert "op.csv" in line
-    line = _one_line_error(phm("import", "hes", "--out", str(tmp_path / "o")))
+    line = one_line_error(phm("import", "hes", "--out", str(tmp_path / "o")))
     assert "--apc" in line
 
 

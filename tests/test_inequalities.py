@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from openphm.analytics import inequalities
 from openphm.analytics.aggregates import COSTS, COUNTS
 from openphm.analytics.settings import esp2013, load_settings
 from openphm.engine import building
-from tests.conftest import store_path
+from tests.support.sources import store_path
 
 AS_OF = date(2025, 3, 31)
 
@@ -79,7 +78,7 @@ def test_directly_standardised_rate_and_dobson_interval_by_hand(tmp_path: Path, 
     lower = 6.375 - 0.219018 x 9.7591 = 4.23758; upper = 6.375 + 0.219018 x 12.8269 = 9.18431
     Crude rate Q1 = 1000 x 30 / 300 = 100.
     """
-    settings = replace(load_settings(), inequality_levels=("national",))
+    settings = load_settings().model_copy(update={"inequality_levels": ("national",)})
     cube = _cube([(1, "00-04", 100, 20), (1, "05-09", 200, 10), (5, "00-04", 300, 15), (5, "05-09", 100, 15)])
     with building(store_path(tmp_path, engine), engine, start_from_existing=False) as eng:
         sums = inequalities.strata(eng, eng.frame(cube), eng.frame(cube), None, eng.frame(cube), settings, False, True)
@@ -124,7 +123,7 @@ def test_equal_rates_have_no_gradient() -> None:
 
 def test_indices_order_deciles_numerically_and_need_enough_deciles() -> None:
     """Deciles '1'..'10' are ordered as numbers (10 last), and too few deciles give no index."""
-    settings = replace(load_settings(), sii_min_deciles=5, sii_simulations=200)
+    settings = load_settings().model_copy(update={"sii_min_deciles": 5, "sii_simulations": 200})
     rows = []
     for decile in range(1, 11):
         rows.append(_rate_row("m", decile, rate=float(11 - decile)))  # falls from most to least deprived

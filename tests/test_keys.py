@@ -15,7 +15,7 @@ from openphm.cli import app
 from openphm.errors import KeyMissingError
 from openphm.ingest import load_key
 from openphm.ingest.pseudonymise import key_bits
-from tests.conftest import ALICE, KEY, person, read_table
+from tests.support.sources import ALICE, KEY, person, read_table
 
 Rows = dict[str, list[dict[str, object]]]
 SHORT_HEX = b"0123456789abcdef" * 3 + b"0123456789abcde"  # 63 hex digits: 252 bits

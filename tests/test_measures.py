@@ -15,8 +15,8 @@ from openphm.ingest.pseudonymise import KeyedHash
 from openphm.options import RunOptions
 from openphm.pipeline import run
 from openphm.stages import by_name
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
-from tests.test_register import CODELISTS, gp
+from tests.support.registers import CODELISTS, gp
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31))

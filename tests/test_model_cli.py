@@ -12,9 +12,9 @@ import pytest
 from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.stages import by_name
-from tests.conftest import ALICE, EXTRACT, KEY, person, read_table, write_source
-from tests.test_cli import _one_line_error, phm
-from tests.test_model import build_store
+from tests.support.cli import one_line_error, phm
+from tests.support.model import build_store
+from tests.support.sources import ALICE, EXTRACT, KEY, person, read_table, write_source
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_store_without_activity_is_refused_in_one_line(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     ingest(write_source(tmp_path / "src", {"person": [person(ALICE)]}), store, key=KEY, extract_date=EXTRACT)
     run(store, stages=[by_name()["population"]])
-    line = _one_line_error(phm("risk", "train", "--store", str(store)))
+    line = one_line_error(phm("risk", "train", "--store", str(store)))
     assert "'activity'" in line and "phm run" in line
 
 
@@ -62,10 +62,10 @@ def test_one_complete_year_is_not_enough_to_validate(built: Path, tmp_path: Path
     shutil.copy2(built, store)
     stages = [s for n, s in by_name().items() if n in ("population", "register", "activity")]
     run(store, as_of=(date(2024, 3, 31), date(2025, 3, 31)), stages=stages)
-    line = _one_line_error(phm("risk", "train", "--store", str(store)))
+    line = one_line_error(phm("risk", "train", "--store", str(store)))
     assert "two as_of dates" in line and "found 1" in line
 
 
 def test_missing_store_is_one_line(tmp_path: Path) -> None:
-    line = _one_line_error(phm("risk", "train", "--store", str(tmp_path / "none.duckdb")))
+    line = one_line_error(phm("risk", "train", "--store", str(tmp_path / "none.duckdb")))
     assert "no store" in line

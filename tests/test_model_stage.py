@@ -21,8 +21,8 @@ from openphm.risk.model.features import with_outcome
 from openphm.risk.model.publish import train_store
 from openphm.risk.model.train import train
 from openphm.stages import by_name
-from tests.conftest import ALICE, BOB, CAROL, DAVE, EXTRACT, KEY, person, read_table, store_path
-from tests.test_model import ADMISSION_RISK, AS_OF, STAGES, build_store
+from tests.support.model import ADMISSION_RISK, AS_OF, STAGES, build_store
+from tests.support.sources import ALICE, BOB, CAROL, DAVE, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 CONDITIONS = [d.id for d in load_definitions().values() if d.kind == "condition"]
@@ -114,7 +114,7 @@ def test_no_complete_outcome_year_leaves_risks_null_and_says_why(tmp_path: Path)
 
 
 def _source(tmp_path: Path, tables: Rows) -> Path:
-    from tests.conftest import write_source
+    from tests.support.sources import write_source
 
     return write_source(tmp_path / f"source-{len(list(tmp_path.iterdir()))}", tables)
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from openphm.ingest.rules import nhs_number_valid
-from tests.conftest import ALICE
+from tests.support.sources import ALICE
 
 
 def _valid(values: list[str | None]) -> list[bool]:

@@ -12,7 +12,7 @@ from openphm.engine import open_store
 from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.stages import STAGES
-from tests.conftest import EXTRACT, KEY, read_table, store_path
+from tests.support.sources import EXTRACT, KEY, read_table, store_path
 
 TEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{10}(?![0-9])")
 

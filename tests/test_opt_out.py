@@ -17,7 +17,7 @@ from openphm.errors import InputError
 from openphm.ingest import ingest
 from openphm.ingest.policy import load_policy
 from openphm.ingest.pseudonymise import KeyedHash
-from tests.conftest import ENGINES, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 DISSENT, WITHDRAWN = "827241000000103", "827261000000102"
 BP = "271649006"  # systolic blood pressure: an ordinary entry everyone has

@@ -15,7 +15,7 @@ from openphm.options import RunOptions
 from openphm.pipeline import Stage, order_stages, run
 from openphm.pipeline.schema import Table, columns
 from openphm.stages import STAGES, by_name
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 
@@ -91,6 +91,35 @@ def test_default_as_of_is_each_financial_year_end_of_the_activity(
     )
     result = run(store, stages=STAGES)
     assert result.as_of == tuple(date(y, 3, 31) for y in (2022, 2023, 2024, 2025))
+
+
+def test_thin_years_at_either_end_are_left_out_and_named_in_the_run_log(
+    source: Callable[[Rows], Path], tmp_path: Path
+) -> None:
+    """A visit a month from April 2021 to March 2025; one stray visit in 2019 and two in 2025-26."""
+    store = store_path(tmp_path, "duckdb")
+    days = [f"{y}-{m:02d}-15" for y in range(2021, 2026) for m in range(1, 13) if date(2021, 4, 1) <= date(y, m, 15)]
+    days = [d for d in days if d < "2025-04-01"]
+    days += ["2019-01-10", "2025-05-01", "2025-07-01"]  # a typing error before; stray rows after the window
+    visits = [{"nhs_number": ALICE, "attendance_id": f"A{d}", "arrival_date": d} for d in days]
+    ingest(source({"person": [person(ALICE)], "ae_attendance": visits}), store, key=KEY, extract_date=date(2026, 6, 30))
+
+    result = run(store, stages=[by_name()["population"]])
+
+    assert result.as_of == tuple(date(y, 3, 31) for y in (2022, 2023, 2024, 2025))
+    assert [(y.year_end, y.rows) for y in result.left_out] == [(date(2019, 3, 31), 1), (date(2026, 3, 31), 2)]
+    log = read_table(store, "run_log").filter(command="run", metric="year_left_out")
+    named = dict(zip(log["item"], log["value"], strict=True))
+    assert named == {"2019-03-31": 1, "2026-03-31": 2}
+    assert all("under 25% of the busiest year's 12" in d for d in log["detail"])
+
+
+def test_given_as_of_dates_leave_no_year_out(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    store = store_path(tmp_path, "duckdb")
+    visits = [{"nhs_number": ALICE, "attendance_id": "A1", "arrival_date": "2019-01-10"}]
+    ingest(source({"person": [person(ALICE)], "ae_attendance": visits}), store, key=KEY, extract_date=EXTRACT)
+    result = run(store, as_of=(date(2024, 3, 31),), stages=[by_name()["population"]])
+    assert result.as_of == (date(2024, 3, 31),) and result.left_out == ()
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.population.stage import age_band
 from openphm.stages import STAGES
-from tests.conftest import ALICE, BOB, CAROL, DAVE, ENGINES, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, CAROL, DAVE, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31))

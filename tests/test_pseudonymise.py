@@ -11,7 +11,7 @@ import pytest
 from openphm.errors import KeyMissingError
 from openphm.ingest import ingest, load_key
 from openphm.ingest.pseudonymise import KeyedHash
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 

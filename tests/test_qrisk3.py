@@ -15,8 +15,8 @@ import pytest
 
 from openphm.engine import building
 from openphm.risk.qrisk3 import FLAGS, INPUTS, disclaimer, model, qrisk3_errors, qrisk3_score, score_csv
-from tests.conftest import ENGINES, store_path
-from tests.test_cli import phm
+from tests.support.cli import phm
+from tests.support.sources import ENGINES, store_path
 
 DATA = Path(__file__).parent / "data" / "qrisk3"
 VECTORS = list(csv.DictReader((DATA / "qrisk3_test_vectors.csv").open(encoding="utf-8", newline="")))

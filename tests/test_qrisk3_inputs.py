@@ -18,8 +18,8 @@ from openphm.pipeline import RunContext, run
 from openphm.risk.qrisk3 import FLAGS, qrisk3_score
 from openphm.risk.qrisk3_inputs import OUTPUT, qrisk3_inputs
 from openphm.stages import by_name
-from tests.conftest import ALICE, BOB, CAROL, DAVE, ENGINES, EXTRACT, KEY, person, store_path
-from tests.test_register import gp
+from tests.support.registers import gp
+from tests.support.sources import ALICE, BOB, CAROL, DAVE, ENGINES, EXTRACT, KEY, person, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 EVE = "9990000050"

@@ -26,7 +26,7 @@ from openphm.quality import HISTORY, TABLE, load_settings
 from openphm.quality.history import changes, quality_view
 from openphm.stages import by_name
 from openphm.synth import generate
-from tests.conftest import ALICE, BOB, ENGINES, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 PEOPLE = 2_000
 MISSING_MONTH = "2023-06"

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from openphm.ingest import ingest
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 

@@ -15,15 +15,11 @@ from openphm.ingest.pseudonymise import KeyedHash
 from openphm.options import RunOptions
 from openphm.pipeline import run
 from openphm.stages import by_name
-from tests.conftest import ALICE, BOB, CAROL, DAVE, EXTRACT, KEY, person, read_table, store_path
+from tests.support.registers import CODELISTS, gp
+from tests.support.sources import ALICE, BOB, CAROL, DAVE, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
-CODELISTS = Path(__file__).parent / "data" / "codelists"
 AS_OF = (date(2023, 3, 31), date(2024, 3, 31))
-
-
-def gp(nhs: str, when: str, code: str) -> dict[str, object]:
-    return {"nhs_number": nhs, "event_date": when, "snomed_code": code, "value": None, "unit": None}
 
 
 def episode(nhs: str, episode_id: str, admitted: str, discharged: str, method: str) -> dict[str, object]:

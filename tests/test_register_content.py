@@ -18,7 +18,7 @@ from openphm.ingest.pseudonymise import KeyedHash
 from openphm.pipeline import run
 from openphm.registers.register import REGISTER_KINDS
 from openphm.stages import by_name
-from tests.conftest import EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 AS_OF = date(2023, 3, 31)
@@ -88,7 +88,7 @@ class Crafted:
 
 @pytest.fixture(scope="module")
 def crafted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Crafted, pl.DataFrame]:
-    from tests.conftest import write_source
+    from tests.support.sources import write_source
 
     c = Crafted()
     for d in DEFINITIONS.values():

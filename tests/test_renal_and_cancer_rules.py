@@ -19,8 +19,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import ENGINES, read_table, store_path
-from tests.test_segment_people import AS_OF, LAST, Crafted, build
+from tests.support.segments import AS_OF, LAST, Crafted, build
+from tests.support.sources import ENGINES, read_table, store_path
 
 HOSPITAL = "11"  # elective admission method: only the diagnoses matter here
 

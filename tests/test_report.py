@@ -26,8 +26,8 @@ from openphm.report.charts import Chart
 from openphm.report.check import DisclosureError, check_disclosed
 from openphm.report.model import Area, Methods, Report
 from openphm.stages import STAGES
-from tests.conftest import EXTRACT, KEY, store_path
-from tests.test_report_support import chart_marks, chart_svg, opened
+from tests.support.report import chart_marks, chart_svg, opened
+from tests.support.sources import EXTRACT, KEY, store_path
 
 COPIES = 10
 """The demo fixture's 300 people are too few for a chart to survive disclosure control (most cells are 1-7),

@@ -12,75 +12,9 @@ from pathlib import Path
 import pytest
 
 from openphm.charts import VENDOR_SCRIPTS, vendor_script
-from openphm.report.charts import SEGMENT_COLOURS, SEGMENTS, Chart
 from openphm.report.model import Area, Definition, Methods, Report
 from openphm.report.render import _static, render, script_hash, script_json
-from tests.test_report_support import chart_marks, chart_svg, drawn, opened
-
-CHARTS = [
-    Chart("pyramid", "population", "pyramid", "People by age, sex and segment", "Pyramid.", "Age band", "People"),
-    Chart("stacked", "population", "stacked", "Segments by IMD quintile", "Stacked.", "IMD quintile", "% of people",
-          value_format="percent"),
-    Chart("prevalence", "need", "bar", "Register prevalence", "Bars.", "Register", "% of people",
-          value_format="percent", horizontal=True),
-    Chart("gradient", "inequality", "bar", "Standardised rate by quintile", "With CI.", "IMD quintile", "per 1,000",
-          value_format="rate", levels=("national", "region", "icb", "sub_icb", "pcn")),
-    Chart("forecast", "change", "line", "Segment sizes", "Lines.", "Year", "People"),
-    Chart("sankey", "change", "sankey", "Transitions", "Flows.", "Segment", "People"),
-]  # fmt: skip
-
-BANDS = ["00-04", "05-09", "10-14", "15-19"]
-
-
-def _area_data(scale: int) -> dict[str, dict[str, object]]:
-    segs = list(SEGMENTS)[:3]
-    return {
-        "pyramid": {
-            "categories": BANDS,
-            "series": [
-                {"name": SEGMENTS[s], "group": g, "color": SEGMENT_COLOURS[s],
-                 "values": [scale * (i + 1) for i in range(4)]}
-                for g in ("Female", "Male")
-                for s in segs
-            ],
-        },
-        "stacked": {
-            "categories": ["1", "2", "3", "4", "5"],
-            "series": [{"name": SEGMENTS[s], "values": [30.0, 40.0, None, 20.0, 10.0 * scale]} for s in segs],
-        },
-        "prevalence": {
-            "categories": ["Hypertension", "Diabetes", "Asthma"],
-            "series": [{"name": "Prevalence", "values": [14.2 * scale, 7.1, None]}],
-        },
-        "gradient": {
-            "categories": ["1", "2", "3", "4", "5"],
-            "series": [
-                {"name": "Rate", "values": [80.0, 70.0, 60.0, 50.0, 40.0 / scale],
-                 "lower": [70, 60, 50, 40, 30 / scale], "upper": [90, 80, 70, 60, 50 / scale]}
-            ],
-            "note": f"Slope index of inequality: {-45.0 * scale:.1f} per 1,000.",
-        },
-        "forecast": {
-            "categories": ["2023", "2024", "2025", "2026", "2027"],
-            "split": 3,
-            "series": [
-                {"name": "Healthy well", "values": [100, 110, 120 * scale, 125, 130],
-                 "lower": [None, None, None, 115, 118], "upper": [None, None, None, 135, 142]}
-            ],
-        },
-        "sankey": {
-            "left": ["Healthy well", "Long-term conditions", "joined"],
-            "right": ["Healthy well", "Long-term conditions", "died"],
-            "links": [
-                {"source": "Healthy well", "target": "Healthy well", "value": 100 * scale},
-                {"source": "Healthy well", "target": "Long-term conditions", "value": 20},
-                {"source": "Long-term conditions", "target": "died", "value": None},
-                {"source": "joined", "target": "Healthy well", "value": 15},
-            ],
-            "from_label": "2024-03-31",
-            "to_label": "2025-03-31",
-        },
-    }  # fmt: skip
+from tests.support.report import CHARTS, area_data, chart_marks, chart_svg, drawn, opened
 
 
 def sample_report() -> Report:
@@ -93,7 +27,7 @@ def sample_report() -> Report:
         Area("practice", "P1", "Practice one", "pcn:U1"),
         Area("practice", "P2", "Practice two", "pcn:U1"),
     ]
-    data = {a.key: _area_data(i + 1) for i, a in enumerate(areas)}
+    data = {a.key: area_data(i + 1) for i, a in enumerate(areas)}
     data["practice:P2"] = {}  # an area whose counts were all suppressed
     del data["practice:P1"]["gradient"]  # a chart not computed at practice level
     methods = Methods(

@@ -14,8 +14,8 @@ from openphm.content import content_path
 from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.stages import by_name
-from tests.conftest import ENGINES, EXTRACT, KEY, person, read_table, store_path
-from tests.test_efi import Rows, nhs, risk_table
+from tests.support.risk import Rows, nhs, risk_table
+from tests.support.sources import ENGINES, EXTRACT, KEY, person, read_table, store_path
 
 COLUMNS = [
     "hfrs",

@@ -22,8 +22,7 @@ from openphm.ingest import ingest
 from openphm.outputs.safe import TRIGGERS, neutralise_table
 from openphm.pipeline import run
 from openphm.stages import by_name
-from tests.conftest import EXTRACT, KEY, person, write_source
-from tests.test_export import nhs_number
+from tests.support.sources import EXTRACT, KEY, nhs_number, person, write_source
 
 HOSTILE = {
     "practice_name": '=HYPERLINK("http://x.invalid","click")',

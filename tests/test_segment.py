@@ -17,8 +17,8 @@ from openphm.content import content_path
 from openphm.options import RunOptions
 from openphm.segments.assign import catalogue, wide_frame
 from openphm.segments.rules import SegmentRulesError, load_rules, parse
-from tests.conftest import read_table, store_path
-from tests.test_segment_people import AS_OF, CKD4, LAST, PEOPLE, Crafted, build
+from tests.support.segments import AS_OF, CKD4, LAST, PEOPLE, Crafted, build
+from tests.support.sources import read_table, store_path
 
 SEGMENTS = {
     "healthy",
@@ -242,7 +242,7 @@ def test_a_malformed_rules_file_is_one_line_naming_the_field(change, field: str)
     with pytest.raises(SegmentRulesError) as raised:
         parse(document, "mine.yaml")
     message = str(raised.value)
-    assert "\n" not in message and message.startswith(f"segment rules mine.yaml: {field}")
+    assert "\n" not in message and message.startswith(f"segment rules mine.yaml: field '{field}")
 
 
 def test_unreadable_rules_files(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.conftest import ENGINES, read_table, store_path
-from tests.test_segment_people import PEOPLE, Crafted, build
+from tests.support.segments import PEOPLE, Crafted, build
+from tests.support.sources import ENGINES, read_table, store_path
 
 # The crafted people plus a death and a departure, so the transitions have every state.
 PEOPLE_AND_FLOWS = {

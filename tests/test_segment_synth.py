@@ -11,8 +11,8 @@ from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.stages import by_name
 from openphm.synth import generate
-from tests.conftest import KEY, read_table, store_path
-from tests.test_segment_transition import assert_flows_add_up
+from tests.support.segments import assert_flows_add_up
+from tests.support.sources import KEY, read_table, store_path
 
 STAGES = ("population", "register", "measures", "risk", "activity", "segment", "segment_transition")
 

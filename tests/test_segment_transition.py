@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
 from importlib.resources import as_file
-from itertools import pairwise
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from openphm.content import content_path
 from openphm.ingest import ingest
 from openphm.pipeline import run
 from openphm.stages import STAGES, by_name
-from tests.conftest import EXTRACT, KEY, read_table, store_path
-from tests.test_segment_people import AS_OF, Crafted, build
+from tests.support.segments import AS_OF, Crafted, assert_flows_add_up, build
+from tests.support.sources import EXTRACT, KEY, read_table, store_path
 
 PEOPLE = {
     "stays_healthy": Crafted(),
@@ -25,16 +22,6 @@ PEOPLE = {
     "registers_late": Crafted(person={"registration_start": "2024-06-01"}),
     "gets_asthma": Crafted(coded={"asthma": "2023-06-01"}),
 }
-
-
-def assert_flows_add_up(flows: pl.DataFrame, population: pl.DataFrame, dates: list[date]) -> None:
-    sizes = dict(population.filter("in_population").group_by("as_of").len().iter_rows())
-    for start, end in pairwise(dates):
-        pair = flows.filter(from_as_of=start, to_as_of=end)
-        assert pair["people"].min() > 0
-        assert pair.filter(pl.col("from_segment") != "joined")["people"].sum() == sizes[start]
-        assert pair.filter(~pl.col("to_segment").is_in(["died", "left"]))["people"].sum() == sizes[end]
-    assert set(flows["from_as_of"]) == set(dates[:-1])
 
 
 def test_transitions_with_deaths_departures_and_births(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,15 +14,9 @@ from openphm.ingest import ingest
 from openphm.pipeline import Stage, run
 from openphm.pipeline.schema import Table
 from openphm.stages import STAGES
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, store_path
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, fingerprint, person, store_path
 
 Rows = dict[str, list[dict[str, object]]]
-
-
-def fingerprint(store: Path) -> dict[str, str]:
-    """Content hash of every file of a store (one file, or a folder)."""
-    files = [store] if store.is_file() else sorted(p for p in store.rglob("*") if p.is_file())
-    return {str(p.relative_to(store.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def _boom(tables: object, context: object) -> dict[str, nw.LazyFrame]:

@@ -25,7 +25,7 @@ from openphm.pipeline import RunContext, Stage, run
 from openphm.pipeline.schema import Column, Table, columns
 from openphm.stages import STAGES, by_name
 from openphm.tables import DECLARED, SEGMENT
-from tests.conftest import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
+from tests.support.sources import ALICE, BOB, EXTRACT, KEY, person, read_table, store_path
 
 Rows = dict[str, list[dict[str, object]]]
 

@@ -14,9 +14,11 @@ import polars as pl
 import pytest
 
 from openphm.contract.docs import reason_codes
+from openphm.engine import open_store
 from openphm.ingest.load import ingest
+from openphm.pipeline import data_years
 from openphm.synth import SynthError, SynthResult, generate
-from tests.conftest import KEY, read_table
+from tests.support.sources import KEY, read_table
 
 SMALL = 2_500
 
@@ -116,19 +118,47 @@ def test_bad_options_raise_one_line_errors(tmp_path: Path) -> None:
             generate(tmp_path / "x", **kwargs)
 
 
-def _phm(*args: str) -> subprocess.CompletedProcess[str]:
+def _phm(*args: str, key: bool = False) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "OPENPHM_KEY"}
+    if key:
+        env["OPENPHM_KEY"] = KEY.decode()
     return subprocess.run(
         [sys.executable, "-m", "openphm", *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 
-def test_cli_happy_path(tmp_path: Path) -> None:
+def test_cli_happy_path_and_ingest_uses_the_extract_date_synth_wrote(tmp_path: Path) -> None:
     result = _phm("synth", "--people", "800", "--seed", "2", "--out", str(tmp_path / "o"), "--format", "csv")
     assert result.returncode == 0, result.stderr
-    assert "--extract-date 2025-03-31" in result.stdout
+    assert "2025-03-31" in result.stdout and "extract_date.txt" in result.stdout
     assert (tmp_path / "o" / "person.csv").exists()
     assert (tmp_path / "o" / "practice.csv").exists()
+    assert (tmp_path / "o" / "extract_date.txt").read_text(encoding="utf-8") == "2025-03-31\n"
+
+    store = tmp_path / "s.duckdb"
+    ingested = _phm("ingest", str(tmp_path / "o"), "--store", str(store), key=True)  # no --extract-date
+    assert ingested.returncode == 0, ingested.stderr
+    assert "extract_date.txt" not in ingested.stdout  # not listed among the ignored files
+    log = read_table(store, "run_log").filter(metric="extract_date")
+    assert log["detail"].to_list() == ["2025-03-31"]
+    # The planted dates after the window are quarantined, so they add no data year.
+    assert read_table(store, "quarantine").filter(reason="date_in_future").height > 0
+    eng = open_store(store, "duckdb")
+    try:
+        years = data_years(eng)
+    finally:
+        eng.close()
+    assert years.as_of == tuple(date(y, 3, 31) for y in (2022, 2023, 2024, 2025))
+    assert years.left_out == ()
+
+
+def test_a_malformed_extract_date_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    generate(tmp_path / "o", people=100, seed=1, error_rate=0.0)
+    (tmp_path / "o" / "extract_date.txt").write_text("31/03/2025\n", encoding="utf-8")
+    result = _phm("ingest", str(tmp_path / "o"), "--store", str(tmp_path / "s.duckdb"), key=True)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "extract_date.txt" in lines[0] and "YYYY-MM-DD" in lines[0]
 
 
 def test_cli_bad_option_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from openphm.disclosure import published_counts
 from openphm.engine import open_store
@@ -115,7 +116,7 @@ def summary(store: Path, engine: str = "duckdb", top: int = 12, policy: str = "n
 
     eng = open_store(store, engine)
     try:
-        population: list[tuple[object, int]] = []
+        population: list[tuple[Any, int]] = []
         registers: list[tuple[str, int]] = []
         if eng.has_table("population"):
             population = sorted(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,24 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openphm import api
-from openphm.app import accounts
-from openphm.app.accounts import Scope
 from openphm.app.data import StoreReader
 from openphm.app.security import Limits
 from openphm.app.server import create_app
-from openphm.app.settings import AppSettings
+from tests.support.app import HIERARCHY, PRACTICES, settings
 
 synth_generate = importlib.import_module("openphm.synth.generate")  # the module (the package exports the function)
-PASSWORD = "correct horse battery staple"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PRACTICES = ("SYN00001", "SYN00002", "SYN00003", "SYN00004")
-# practice -> (pcn, sub_icb, icb, region)
-HIERARCHY = {
-    "SYN00001": ("PCN01", "SUB01", "ICB01", "REG01"),
-    "SYN00002": ("PCN01", "SUB01", "ICB01", "REG01"),
-    "SYN00003": ("PCN02", "SUB02", "ICB02", "REG01"),
-    "SYN00004": ("PCN02", "SUB02", "ICB02", "REG01"),
-}
 
 
 @pytest.fixture(scope="session")
@@ -102,10 +90,6 @@ def new_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def settings(store: Path, url: str, **changes: object) -> AppSettings:
-    return AppSettings(store=store, app_db=url, key=b"k" * 64, **changes)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 def store_reader(app_store: Path) -> StoreReader:
     """One reader for every app of the session: the published tables are computed once, not once per app."""
@@ -122,26 +106,3 @@ def make_client(app_store: Path, new_db: Callable[[], str], store_reader: StoreR
         return TestClient(app, base_url=base_url, follow_redirects=False)
 
     return make
-
-
-def add_user(client: TestClient, name: str, role: str, *scopes: str) -> None:
-    accounts.add_user(client.app.state.phm.db, name, role, [Scope.parse(s) for s in scopes], PASSWORD)
-
-
-def login_token(client: TestClient) -> str:
-    page = client.get("/login")
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found, "the sign-in form has no csrf_token"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> int:
-    """Sign ``client`` in; the status of the POST (303 on success)."""
-    return client.post(
-        "/login", data={"username": name, "password": password, "csrf_token": login_token(client)}
-    ).status_code
-
-
-def clone(client: TestClient) -> TestClient:
-    """Another browser on the same app (its own cookies)."""
-    return TestClient(client.app, base_url=str(client.base_url), follow_redirects=False)

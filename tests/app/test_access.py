@@ -22,8 +22,7 @@ from openphm.app import accounts
 from openphm.app.db import Session as SessionRow
 from openphm.app.db import now
 from openphm.app.policy import Need, check_declarations, declared_need
-
-from .conftest import HIERARCHY, PRACTICES, add_user, clone, sign_in
+from tests.support.app import HIERARCHY, PRACTICES, add_user, clone, sign_in
 
 LEVEL_INDEX = {"pcn": 0, "sub_icb": 1, "icb": 2, "region": 3}
 # (user, role, scopes): every role at every level that has an inside and an outside in the test store.

@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, settings
 
 from openphm.analytics.published import published_tables
 from openphm.app.server import create_app
-
-from .conftest import add_user, clone, sign_in
-from .conftest import settings as app_settings
+from tests.support.app import add_user, clone, sign_in
+from tests.support.app import settings as app_settings
 
 ROLES = {"viewer": ["national"], "analyst": ["pcn:PCN02"], "admin": ["national"]}
 

@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 from openphm.app import audit
 from openphm.app.db import AuditHead, AuditRow, connect
 from openphm.cli import app as cli
-
-from .conftest import PASSWORD, add_user, sign_in
+from tests.support.app import PASSWORD, add_user, sign_in
 
 
 def _signed_session_activity(client: TestClient) -> None:

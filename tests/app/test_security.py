@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 
 from openphm.app.db import LoginAttempt, now
 from openphm.app.security import Limits
-
-from .conftest import PASSWORD, add_user, clone, login_token, sign_in
+from tests.support.app import PASSWORD, add_user, clone, login_token, sign_in
 
 
 def _me(client: TestClient) -> dict:

@@ -13,15 +13,15 @@ primary care coded event: the contract carries no appointment table, so this is 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
 import narwhals as nw
 import pyarrow as pa
+from narwhals.typing import IntoDType
 
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.engine import distinct
 from openphm.errors import InputError
 from openphm.pipeline import RunContext, required, stage
@@ -80,13 +80,8 @@ SOURCE_OF = {
 def unit_costs(path: Path | None = None) -> pa.Table:
     """The unit cost table (setting, kind, cost_gbp), from the package or a user's file with the same columns."""
     try:
-        if path is None:
-            with content_path("costs", "unit_costs.csv").open(encoding="utf-8", newline="") as handle:
-                rows = list(csv.DictReader(handle))
-        else:
-            with path.open(encoding="utf-8", newline="") as handle:
-                rows = list(csv.DictReader(handle))
-    except OSError:
+        rows = csv_rows(content_path("costs", "unit_costs.csv") if path is None else path)
+    except (OSError, UnicodeDecodeError):
         raise InputError(f"{path}: cannot read the unit costs file") from None
     try:
         costs = [float(r["cost_gbp"]) for r in rows]
@@ -330,7 +325,7 @@ def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
     present = set(result.collect_schema().names())
     recency = [(nw.col(c) if c in present else nw.lit(None)).cast(nw.Int64).alias(c) for c in DAYS_SINCE.values()]
 
-    def filled(column: str, is_available: bool, zero: object, dtype: type[nw.DType]) -> nw.Expr:
+    def filled(column: str, is_available: bool, zero: float, dtype: IntoDType) -> nw.Expr:
         if not is_available:
             return nw.lit(None, dtype).alias(column)
         return (nw.col(column).fill_null(zero) if column in present else nw.lit(zero)).cast(dtype).alias(column)

@@ -8,6 +8,8 @@ few rows. Methods are described in docs/analytics.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 import narwhals as nw
 import numpy as np
 import numpy.typing as npt
@@ -362,13 +364,20 @@ def _fitted_ends(
 def inequality_indices(rates: pa.Table, settings: Settings) -> pa.Table:
     """`agg_inequality_index` (without area names): SII and RII of each measure across IMD deciles."""
     deciles = rates.filter(pc.equal(rates["group_type"], "imd_decile")).to_pylist()
-    series: dict[tuple[object, ...], list[dict[str, object]]] = {}
+    series: dict[tuple[object, ...], list[dict[str, Any]]] = {}
     for row in deciles:
-        key = (row["level"], row["area_code"], row["as_of"], row["measure"], row["measure_kind"], row["per"])
+        key: tuple[object, ...] = (
+            row["level"],
+            row["area_code"],
+            row["as_of"],
+            row["measure"],
+            row["measure_kind"],
+            row["per"],
+        )
         series.setdefault(key, []).append(row)
     out: dict[str, list[object]] = {name: [] for name in INDEX_SCHEMA.names if name != "area_name"}
     for key in sorted(series, key=lambda k: tuple(str(part) for part in k)):
-        rows = sorted((r for r in series[key] if r["people"] > 0), key=lambda r: int(r["group"]))  # type: ignore[arg-type]
+        rows = sorted((r for r in series[key] if r["people"] > 0), key=lambda r: int(r["group"]))
         values: tuple[float, ...] = (np.nan,) * 6
         if len(rows) >= settings.sii_min_deciles:
             rate = np.array([r["dsr"] for r in rows], dtype=np.float64)

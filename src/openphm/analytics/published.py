@@ -252,7 +252,7 @@ def _row_lines(name: str, frame: pl.DataFrame, ancestry: pl.DataFrame) -> pl.Dat
             parents = frame.filter(pl.col("group_type") == "all")
             parts.append(_pairs(children, parents, ["level", "area_code", "as_of", "measure"], f"group:{group_type}"))
         parts.append(_geography(frame, ancestry, ["as_of", "measure", "group_type", "group"]))
-    return pl.concat([p.cast(empty.schema) for p in parts])  # type: ignore[arg-type]
+    return pl.concat([p.cast(empty.schema) for p in parts])
 
 
 # -- protection ----------------------------------------------------------------------------------------------------

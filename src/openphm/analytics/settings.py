@@ -3,48 +3,46 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from functools import cache
 
-import yaml
+from pydantic import Field, field_validator
 
 from openphm.content import content_path
+from openphm.content.validation import ContentError, ContentModel, read_yaml, validated
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(ContentModel):
     """`content/analytics/settings.yaml` (documented in docs/analytics.md)."""
 
     version: str
-    inequality_levels: tuple[str, ...]
-    dsr_min_events: int
-    sii_min_deciles: int
-    sii_simulations: int
-    forecast_levels: tuple[str, ...]
-    forecast_years: int
-    forecast_draws: int
-    forecast_prior_people: float
-    forecast_age_groups: tuple[int, ...]
+    inequality_levels: tuple[str, ...] = Field(min_length=1)
+    dsr_min_events: int = Field(ge=0)
+    sii_min_deciles: int = Field(ge=2, le=10)
+    sii_simulations: int = Field(ge=1)
+    forecast_levels: tuple[str, ...] = Field(min_length=1)
+    forecast_years: int = Field(ge=1)
+    forecast_draws: int = Field(ge=1)
+    forecast_prior_people: float = Field(ge=0)
+    forecast_age_groups: tuple[int, ...] = Field(description="Lower bounds: increasing multiples of 5 from 0.")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, version: object) -> object:
+        return str(version) if isinstance(version, int | float) else version
+
+    @field_validator("forecast_age_groups")
+    @classmethod
+    def _unions_of_five_year_bands(cls, groups: tuple[int, ...]) -> tuple[int, ...]:
+        if not groups or groups[0] != 0 or any(g % 5 for g in groups) or list(groups) != sorted(set(groups)):
+            raise ValueError("increasing multiples of 5 starting at 0")
+        return groups
 
 
 @cache
 def load_settings() -> Settings:
-    raw = yaml.safe_load(content_path("analytics", "settings.yaml").read_text(encoding="utf-8"))
-    groups = tuple(int(g) for g in raw["forecast_age_groups"])
-    if groups[0] != 0 or any(g % 5 for g in groups) or list(groups) != sorted(set(groups)):
-        raise ValueError("forecast_age_groups: increasing multiples of 5 starting at 0")
-    return Settings(
-        version=str(raw["version"]),
-        inequality_levels=tuple(raw["inequality_levels"]),
-        dsr_min_events=int(raw["dsr_min_events"]),
-        sii_min_deciles=int(raw["sii_min_deciles"]),
-        sii_simulations=int(raw["sii_simulations"]),
-        forecast_levels=tuple(raw["forecast_levels"]),
-        forecast_years=int(raw["forecast_years"]),
-        forecast_draws=int(raw["forecast_draws"]),
-        forecast_prior_people=float(raw["forecast_prior_people"]),
-        forecast_age_groups=groups,
-    )
+    source = "analytics/settings.yaml"
+    document = read_yaml(content_path("analytics", "settings.yaml"), source, ContentError)
+    return validated(Settings, document, source, ContentError)
 
 
 @cache

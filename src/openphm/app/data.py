@@ -87,7 +87,7 @@ class StoreReader:
 
     def _load(self, version: tuple[int, int], eng: Engine) -> Snapshot:
         aggregates = {
-            name: pl.from_arrow(table)
+            name: pl.DataFrame(table)
             for name, table in published_tables(self.store, self.engine, POLICY).items()
             if name in AGG_TABLES
         }

@@ -8,6 +8,7 @@ new release upgrades an existing database in place.
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def default_url(store: Path) -> str:
     return f"sqlite:///{store.resolve()}.app.sqlite"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.isolation_level = None  # the driver's own BEGIN is replaced by _sqlite_begin's
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")

@@ -67,7 +67,7 @@ def run_cohorts(
         )
     from openphm.disclosure import published_counts
 
-    shown = published_counts([o.members for o in outcomes if not o.unavailable])
+    shown = published_counts([o.members for o in outcomes if o.members is not None])  # None: unavailable
     console.print("Counts of people: 1-7 redacted, others rounded to the nearest 5 (NHS rule).")
     for o in outcomes:
         if o.unavailable:

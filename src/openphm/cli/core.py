@@ -69,7 +69,13 @@ def ingest(
         ),
     ] = "planning",
     engine: Engine = "duckdb",
-    extract_date: Annotated[str | None, typer.Option(help="Dates after this are quarantined (default today).")] = None,
+    extract_date: Annotated[
+        str | None,
+        typer.Option(
+            help="Dates after this are quarantined (default: the date in the source folder's extract_date.txt, "
+            "as 'phm synth' writes it, else today)."
+        ),
+    ] = None,
     policy: Annotated[
         Path | None,
         typer.Option(help="Your own purposes policy (same layout as the shipped purposes.yaml), versioned."),
@@ -197,6 +203,8 @@ def run_pipeline(
         table.add_row(s.name, f"{s.seconds:.2f}", ", ".join(f"{t}: {n:,}" for t, n in s.rows.items()))
     console.print(table)
     console.print("As of: " + ", ".join(d.isoformat() for d in result.as_of))
+    for year in result.left_out:
+        console.print(f"Year ending {year.year_end.isoformat()} left out: {year.reason}")
 
 
 @app.command()

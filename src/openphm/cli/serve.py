@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from openphm.cli.common import Engine, Store, app, console, errors, reporting
+
+if TYPE_CHECKING:  # the app's dependencies are optional: imported only when the app runs
+    from sqlalchemy.orm import Session, sessionmaker
 
 users_app = typer.Typer(help="Manage the application's local accounts and their grants.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check the application's audit log.", no_args_is_help=True)
@@ -35,7 +38,7 @@ def require_app() -> None:
         raise typer.Exit(2) from None
 
 
-def _db(store: Path, app_db: str | None):  # type: ignore[no-untyped-def]
+def _db(store: Path, app_db: str | None) -> sessionmaker[Session]:
     require_app()
     from openphm.app.settings import app_db_url, open_db
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from openphm.cli.common import app, console, reporting
+from openphm.contract.reader import EXTRACT_DATE_FILE
 
 
 @app.command()
@@ -44,5 +45,5 @@ def synth(
     planted = sum(sum(c.values()) for c in result.planted.values())
     console.print(
         f"{people:,} people in {result.seconds:.1f} s; {planted:,} rows break the contract on purpose. "
-        f"Ingest with --extract-date {result.extract_date.isoformat()}"
+        f"Extract date {result.extract_date.isoformat()} written to {EXTRACT_DATE_FILE}: 'phm ingest' uses it."
     )

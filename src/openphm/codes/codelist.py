@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from openphm.codes.systems import CodedColumn, CodeSystem, CodeSystemError
+from openphm.content import csv_rows
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class Codelist:
     @classmethod
     def read(cls, system: CodeSystem, path: Path | Traversable, name: str = "") -> Codelist:
         """Read a ``code,term`` CSV (as exported by OpenCodelists)."""
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = csv_rows(path)
         if rows and "code" not in rows[0]:
             raise CodeSystemError(f"code list {name or path}: the file has no 'code' column")
         return cls.of(system, (r["code"] for r in rows), name)

@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Literal, get_args
 
-import yaml
+from pydantic import ConfigDict, Field, field_validator
 
 from openphm.codes.codelist import Codelist
 from openphm.codes.systems import SYSTEMS, CodeSystemError
 from openphm.content import content_path
+from openphm.content.validation import ContentModel, read_yaml, validated
 
-KINDS = ("condition", "medicine", "procedure", "finding", "measure", "status")
+Kind = Literal["condition", "medicine", "procedure", "finding", "measure", "status"]
+KINDS: tuple[str, ...] = get_args(Kind)
 REGISTER_KINDS = ("condition", "medicine", "procedure", "finding")
 """Kinds the register stage records (first and last date, active as at each as_of). A ``finding`` is a coded
 observation that qualifies a condition rather than being one (an MRC dyspnoea grade, an NYHA class): rules
@@ -48,50 +51,108 @@ class Definition:
         return {system: len(codes) for system, codes in self.codelists.items()}
 
 
-def _sources(entries: list[dict]) -> tuple[str, ...]:
+class Citation(ContentModel):
+    """Where one code list came from: a name, and the OpenCodelists id or repository it was taken from."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # provenance details vary by source (commit, path ...)
+
+    name: str
+    opencodelists: str | None = None
+
+
+class ListFile(ContentModel):
+    """One ``code,term`` CSV of the definition: its code system, file name and the sources it was built from."""
+
+    system: str
+    file: str
+    codes: int | None = Field(None, ge=0, description="How many codes the file holds (written by the builder).")
+    sources: tuple[Citation, ...] = ()
+
+    @field_validator("system")
+    @classmethod
+    def _known_system(cls, system: str) -> str:
+        if system not in SYSTEMS:
+            raise ValueError(f"unknown code system (known: {', '.join(sorted(SYSTEMS))})")
+        return system
+
+
+class B2H(ContentModel):
+    """The Bridges to Health segment and subsegment whose flag this definition sets."""
+
+    segment: str
+    subsegment: str
+
+
+class Plausible(ContentModel):
+    """The range of a measure's values kept; others are dropped as implausible (and counted)."""
+
+    min: float
+    max: float
+
+
+class Manifest(ContentModel):
+    """``manifest.yaml`` of a code-list folder (``content/codelists/<id>/``, or a user's ``--codelists`` folder)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="The definition's id: lower-case, unique.")
+    name: str
+    version: str | int | float
+    kind: Kind
+    b2h: B2H | None = None
+    uses: tuple[str, ...] = ()
+    lookback_days: int | None = Field(None, ge=1)
+    completeness: str = "full"
+    files: tuple[ListFile, ...] = ()
+    resolved: tuple[ListFile, ...] = ()
+    plausible: Plausible | None = None
+    unit: str | None = None
+    notes: str = ""
+
+
+def _sources(entries: tuple[ListFile, ...]) -> tuple[str, ...]:
     out = []
     for entry in entries:
-        for source in entry.get("sources") or []:
-            text = source.get("name", "")
-            if source.get("opencodelists"):
-                text += f" (OpenCodelists {source['opencodelists']})"
+        for source in entry.sources:
+            text = source.name
+            if source.opencodelists:
+                text += f" (OpenCodelists {source.opencodelists})"
             out.append(text)
     return tuple(dict.fromkeys(out))
 
 
-def _lists(folder: Traversable | Path, entries: list[dict] | None, name: str) -> dict[str, Codelist]:
+def _lists(folder: Traversable | Path, entries: tuple[ListFile, ...], name: str) -> dict[str, Codelist]:
     lists: dict[str, Codelist] = {}
-    for entry in entries or []:
-        system = SYSTEMS.get(entry["system"])
-        if system is None:
-            raise CodeSystemError(f"{name}: unknown code system '{entry['system']}'")
-        lists[system.name] = Codelist.read(system, folder.joinpath(entry["file"]), f"{name}/{entry['file']}")
+    for entry in entries:
+        system = SYSTEMS[entry.system]
+        lists[system.name] = Codelist.read(system, folder.joinpath(entry.file), f"{name}/{entry.file}")
     return lists
 
 
+def read_manifest(folder: Traversable | Path) -> Manifest:
+    """The folder's ``manifest.yaml``, checked; a problem is one line naming the folder and the field."""
+    source = f"{folder.name}/manifest.yaml"
+    return validated(
+        Manifest, read_yaml(folder.joinpath("manifest.yaml"), source, CodeSystemError), source, CodeSystemError
+    )
+
+
 def read_definition(folder: Traversable | Path) -> Definition:
-    manifest = yaml.safe_load(folder.joinpath("manifest.yaml").read_text(encoding="utf-8"))
-    ident = manifest["id"]
-    if manifest.get("kind") not in KINDS:
-        raise CodeSystemError(f"{ident}: kind must be one of {', '.join(KINDS)}")
-    b2h = manifest.get("b2h") or {}
-    plausible = manifest.get("plausible")
+    manifest = read_manifest(folder)
     return Definition(
-        id=ident,
-        name=manifest["name"],
-        version=str(manifest["version"]),
-        kind=manifest["kind"],
-        segment=b2h.get("segment"),
-        subsegment=b2h.get("subsegment"),
-        uses=tuple(manifest.get("uses") or ()),
-        lookback_days=manifest.get("lookback_days"),
-        completeness=manifest.get("completeness", "full"),
-        codelists=_lists(folder, manifest.get("files"), ident),
-        resolved=_lists(folder, manifest.get("resolved"), ident),
-        plausible=(float(plausible["min"]), float(plausible["max"])) if plausible else None,
-        unit=manifest.get("unit"),
-        sources=_sources([*(manifest.get("files") or []), *(manifest.get("resolved") or [])]),
-        notes=manifest.get("notes", ""),
+        id=manifest.id,
+        name=manifest.name,
+        version=str(manifest.version),
+        kind=manifest.kind,
+        segment=manifest.b2h.segment if manifest.b2h else None,
+        subsegment=manifest.b2h.subsegment if manifest.b2h else None,
+        uses=manifest.uses,
+        lookback_days=manifest.lookback_days,
+        completeness=manifest.completeness,
+        codelists=_lists(folder, manifest.files, manifest.id),
+        resolved=_lists(folder, manifest.resolved, manifest.id),
+        plausible=(manifest.plausible.min, manifest.plausible.max) if manifest.plausible else None,
+        unit=manifest.unit,
+        sources=_sources((*manifest.files, *manifest.resolved)),
+        notes=manifest.notes,
     )
 
 

@@ -8,18 +8,18 @@ file, the rule and the field - so that a typo never turns into an empty cohort a
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import narwhals as nw
-import yaml
+from pydantic import Field
 
 from openphm.codes.systems import ICD10, OPCS4
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
+from openphm.content.validation import ContentModel, read_yaml, validated
 from openphm.errors import OpenPHMError
 from openphm.pipeline.schema import Table
 from openphm.tables import ACTIVITY, ADMISSION_RISK, MEASURE, POPULATION, RISK, SEGMENT
@@ -289,8 +289,7 @@ def _rule_set_file(check: _Checker, name: str) -> Traversable | Path:
 def read_rule_set(check: _Checker, name: str) -> tuple[RuleSetRow, ...]:
     """A diagnosis rule set (CSV: condition, group, rule, system, code), codes normalised and checked."""
     path = _rule_set_file(check, name)
-    with path.open("r", encoding="utf-8", newline="") as handle:
-        lines = list(csv.DictReader(handle))
+    lines = csv_rows(path)
     rows = []
     for n, line in enumerate(lines, start=2):
         kind, system = line.get("rule"), line.get("system")
@@ -388,15 +387,50 @@ def _rule(check: _Checker, data: object, exclude: bool, index: int, section: str
     return Rule(name, rule_type, exclude, **_admissions(check, data))
 
 
+class CohortRuleFile(ContentModel):
+    """One rule of a cohort: its fields depend on ``type`` (see docs/cohorts.md); checked in full on loading."""
+
+    name: str = Field(json_schema_extra={"pattern": f"^{NAME.pattern}$"})  # checked with its own message
+    type: Literal["demographic", "measure", "score", "segment", "admission_risk", "activity", "register", "admissions"]
+    description: str | None = None
+    column: str | None = Field(None, description="Comparison rules: a column of the rule type's table.")
+    op: Literal["==", "!=", ">", ">=", "<", "<=", "in", "not_in", "between"] | None = None
+    value: float | bool | str | list[float | str] | None = None
+    window: Literal["12m", "24m"] | None = Field(None, description="Activity rules: the 12- or 24-month count.")
+    any: list[dict[str, object]] | None = Field(None, description="Conditions (column, op, value), any true.")
+    all: list[dict[str, object]] | None = Field(None, description="Conditions (column, op, value), all true.")
+    definition: str | list[str] | None = Field(None, description="Register rules: definition id(s).")
+    status: Literal["active", "ever"] | None = None
+    within_days: int | None = Field(None, ge=1, le=MAX_WINDOW_DAYS)
+    method: str | list[str] | None = Field(None, description="emergency, elective, maternity, other, any or codes.")
+    window_days: int | None = Field(None, ge=1, le=MAX_WINDOW_DAYS)
+    at_least: int | None = Field(None, ge=1, le=1000)
+    rule_set: str | None = Field(None, description="A CSV of diagnosis rules beside the definition or shipped.")
+    conditions: str | list[str] | None = None
+    icd10: str | list[str] | None = None
+    position: Literal["primary", "any"] | None = None
+
+
+class CohortFile(ContentModel):
+    """A cohort definition file (``content/cohorts/*.yaml`` or a user's ``--cohorts`` folder)."""
+
+    name: str = Field(
+        description="The cohort's name: lower-case, unique in the folder.",
+        json_schema_extra={"pattern": f"^{NAME.pattern}$"},  # checked with its own message
+    )
+    title: str
+    description: str | None = None
+    version: str | int | float | None = None
+    sources: list[str | dict[str, str]] | None = Field(None, description="Citations: text, or name: citation.")
+    include: list[CohortRuleFile] = Field(min_length=1)
+    exclude: list[CohortRuleFile] | None = None
+
+
 def read_cohort(path: Traversable | Path, folder: Traversable | Path) -> Cohort:
     """Load and check one cohort definition file."""
     check = _Checker(path.name, folder)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise CohortError(f"{path.name}: not valid YAML{line}") from None
+    data = read_yaml(path, path.name, CohortError)
+    validated(CohortFile, data, path.name, CohortError, {"include": "rule", "exclude": "rule"})  # the shape
     data = check.mapping(data, "(file)")
     check.known_fields(data, TOP_FIELDS)
     name = check.required(data, "name")

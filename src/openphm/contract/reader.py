@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import narwhals as nw
@@ -19,6 +20,9 @@ from openphm.engine import ROW, Engine
 from openphm.errors import InputError
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet"}
+EXTRACT_DATE_FILE = "extract_date.txt"
+"""An optional file beside the tables holding the extract date (one YYYY-MM-DD line), as ``phm synth`` writes it:
+ingest uses it when no extract date is given, so rows dated after the data window are quarantined."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ def discover(folder: Path) -> tuple[dict[str, SourceFile], list[str]]:
     for path in sorted(folder.iterdir()):
         fmt = SUFFIXES.get(path.suffix.lower())
         table = TABLES.get(path.stem)
+        if path.name == EXTRACT_DATE_FILE:
+            continue
         if path.is_dir() or table is None or fmt is None:
             ignored.append(path.name)
             continue
@@ -74,6 +80,18 @@ def discover(folder: Path) -> tuple[dict[str, SourceFile], list[str]]:
         if src.table.parent and src.table.parent[0] not in found:
             raise InputError(f"{src.path}: needs {src.table.parent[0]} in the same folder (its rows belong to it)")
     return found, ignored
+
+
+def source_extract_date(folder: Path) -> date | None:
+    """The extract date written beside the tables (``extract_date.txt``), or None when there is none."""
+    path = folder / EXTRACT_DATE_FILE
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8-sig").strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{path}: must hold one date in YYYY-MM-DD form (the extract date)") from None
 
 
 def _inspect(table: Table, path: Path, fmt: str) -> SourceFile:

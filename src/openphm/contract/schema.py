@@ -8,7 +8,7 @@ generated page ``docs/input-contract.md``. Change the contract here and nowhere 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 
 CONTRACT_VERSION = "1"
 
@@ -102,8 +102,17 @@ _ADMISSION_METHODS = (
     "83",
 )
 _ETHNICITY = tuple("ABCDEFGHJKLMNPRSZ")
-_SNOMED = dict(pattern=r"^[0-9]{6,18}$", pattern_text="a SNOMED CT concept id of 6-18 digits")
-_ICD10 = dict(
+
+
+class _Pattern(TypedDict):
+    """A code column's format, shared by the columns holding codes of one system."""
+
+    pattern: str
+    pattern_text: str
+
+
+_SNOMED = _Pattern(pattern=r"^[0-9]{6,18}$", pattern_text="a SNOMED CT concept id of 6-18 digits")
+_ICD10 = _Pattern(
     pattern=r"^[A-Za-z][0-9][0-9A-Za-z.\-+*†]{0,6}$",
     pattern_text="an ICD-10 code such as I500 or I50.0 (dots and X/-/D/A/dagger/asterisk markers allowed)",
 )

@@ -13,6 +13,7 @@ from typing import ClassVar
 import duckdb
 import narwhals as nw
 import pyarrow as pa
+from duckdb.func import PythonUDFType
 
 from openphm.engine.base import ROW, Engine, HashBatch
 from openphm.errors import OutOfMemoryError
@@ -141,7 +142,7 @@ class DuckDBEngine(Engine):
         def batch(values: pa.Array) -> pa.Array:
             return pa.array(fn(values.to_pylist()), type=pa.string())
 
-        self.con.create_function(function, batch, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
+        self.con.create_function(function, batch, ["VARCHAR"], "VARCHAR", type=PythonUDFType.ARROW, side_effects=False)
         self._functions.append(function)
         relation = frame.to_native()
         return nw.from_native(relation.project(f"*, {function}({_quote(column)}) AS {_quote(out)}"))

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from openphm.content import content_path
-from openphm.contract.reader import SourceFile, discover, read
+from openphm.contract.reader import SourceFile, discover, read, source_extract_date
 from openphm.contract.schema import TABLES
 from openphm.engine import Engine, building, count, distinct
 from openphm.errors import InputError
@@ -148,9 +148,9 @@ def ingest(
     """
     rules = load_policy(policy)
     rule = rules.purpose(purpose)
-    extract_date = extract_date or date.today()
     settings = load_settings(quality_settings)  # a bad settings file stops the run before any work
     sources, ignored = discover(source)
+    extract_date = extract_date or source_extract_date(source) or date.today()
     log = RunLog("ingest", purpose, engine)
     log.add("ingest", "extract_date", "extract_date", detail=extract_date.isoformat())
     _log_policy(log, rules, rule, cleared_max_age_days)

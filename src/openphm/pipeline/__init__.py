@@ -4,14 +4,16 @@ Nothing here imports a stage package: the application's stages are listed in :mo
 handed to :func:`run`.
 """
 
-from openphm.pipeline.runner import RunResult, default_as_of, order_stages, run
+from openphm.pipeline.runner import RunResult, order_stages, run
 from openphm.pipeline.stage import RunContext, Stage, required, stage
+from openphm.pipeline.years import DataYears, data_years
 
 __all__ = [
+    "DataYears",
     "RunContext",
     "RunResult",
     "Stage",
-    "default_as_of",
+    "data_years",
     "order_stages",
     "required",
     "run",

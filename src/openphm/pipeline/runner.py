@@ -22,6 +22,7 @@ from openphm.options import RunOptions
 from openphm.pipeline.runlog import RunLog, last_purpose
 from openphm.pipeline.slices import WHOLE, PersonSlice, person_slices, sliced
 from openphm.pipeline.stage import RunContext, Stage
+from openphm.pipeline.years import DataYears, LeftOut, data_years
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class RunResult:
     purpose: str
     as_of: tuple[date, ...]
     stages: list[StageReport] = field(default_factory=list)
+    left_out: tuple[LeftOut, ...] = ()
+    """Financial years with activity that are not data years (only when as_of was not given)."""
 
 
 def order_stages(stages: Iterable[Stage], available: set[str]) -> list[Stage]:
@@ -74,50 +77,6 @@ def order_stages(stages: Iterable[Stage], available: set[str]) -> list[Stage]:
     return ordered
 
 
-def default_as_of(engine: Engine) -> tuple[date, ...]:
-    """The ends of the financial years (31 March) that hold activity and are complete by the extract date.
-
-    NHS data years run April to March, so four years of data give four year-end snapshots.
-    """
-    extract = _extract_date(engine)
-    first, last = _activity_span(engine) or (extract, extract)
-    ends = tuple(
-        date(year, 3, 31) for year in range(_year_end(first), _year_end(last) + 1) if date(year, 3, 31) <= extract
-    )
-    return ends or (min(last, extract),)
-
-
-def _year_end(day: date) -> int:
-    """The calendar year in which the financial year holding ``day`` ends."""
-    return day.year + 1 if day.month >= 4 else day.year
-
-
-def _extract_date(engine: Engine) -> date:
-    rows = engine.table("run_log").filter(nw.col("metric") == "extract_date").select("detail").collect().rows()
-    return date.fromisoformat(rows[-1][0]) if rows else date.today()
-
-
-_ACTIVITY_DATES = {
-    "apc_episode": "admission_date",
-    "ae_attendance": "arrival_date",
-    "op_appointment": "appointment_date",
-    "community_contact": "contact_date",
-    "mh_contact": "contact_date",
-}
-"""Service activity defines the data years. Primary care records are left out on purpose: a GP extract
-carries diagnoses from decades back, which would turn one extract into thirty snapshots."""
-
-
-def _activity_span(engine: Engine) -> tuple[date, date] | None:
-    spans = [
-        engine.table(t).select(nw.col(c).min().alias("first"), nw.col(c).max().alias("last")).collect().row(0)
-        for t, c in _ACTIVITY_DATES.items()
-        if engine.has_table(t)
-    ]
-    spans = [s for s in spans if s[0] is not None]
-    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
-
-
 def run(
     store: Path,
     *,
@@ -138,19 +97,22 @@ def run(
         purpose = last_purpose(eng)
         if purpose is None:
             raise StoreError(f"{store}: has no ingest record in run_log; run 'phm ingest' first")
-        dates = tuple(sorted(set(as_of))) or default_as_of(eng)
+        years = DataYears(tuple(sorted(set(as_of)))) if as_of else data_years(eng)
+        dates = years.as_of
         log = RunLog("run", purpose, engine)
         log.add("run", "as_of", "as_of", detail=",".join(d.isoformat() for d in dates))
-        result = RunResult(log.run_id, purpose, dates)
+        for year in years.left_out:
+            log.add("run", year.year_end.isoformat(), "year_left_out", year.rows, detail=year.reason)
+        result = RunResult(log.run_id, purpose, dates, left_out=years.left_out)
         context = RunContext(dates, purpose, log.run_id, eng, options)
         available = set(eng.tables())
         slices: tuple[PersonSlice, ...] | None = None
         for s in order_stages(stages, available):
             step(s.name)
             started = time.perf_counter()
-            inputs = {t: eng.table(t) for t in s.inputs}
+            inputs: dict[str, nw.LazyFrame | None] = {t: eng.table(t) for t in s.inputs}
             inputs |= {t: eng.table(t) if eng.has_table(t) else None for t in s.optional_inputs}
-            parts = WHOLE
+            parts: tuple[PersonSlice, ...] = WHOLE
             if s.per_person and eng.has_table("population"):
                 if slices is None:
                     slices = person_slices(eng.table("population"), options.people_per_slice)

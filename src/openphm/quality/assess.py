@@ -10,14 +10,19 @@ from openphm.quality.checks import CHECK_TYPES, Inputs
 from openphm.quality.schema import SCHEMA
 from openphm.quality.settings import CheckSpec, QualitySettings
 
-_TYPES = {"string": nw.String, "int64": nw.Int64, "double": nw.Float64, "date32[day]": nw.Date}
+_TYPES: dict[str, nw.dtypes.DType] = {
+    "string": nw.String(),
+    "int64": nw.Int64(),
+    "double": nw.Float64(),
+    "date32[day]": nw.Date(),
+}
 
 
 def _finish(counts: nw.LazyFrame, spec: CheckSpec, settings: QualitySettings, extract: date) -> nw.LazyFrame:
     """Rates and statuses; rows below the minimum denominator are left out except the ``all`` row."""
     rate = nw.col("numerator").cast(nw.Float64) / nw.col("denominator").cast(nw.Float64)
-    status = nw.when(nw.col("rate") > spec.fail).then(nw.lit("fail"))
-    status = status.when(nw.col("rate") > spec.warn).then(nw.lit("warn")).otherwise(nw.lit("pass"))
+    failing = nw.when(nw.col("rate") > spec.fail).then(nw.lit("fail"))
+    status = failing.when(nw.col("rate") > spec.warn).then(nw.lit("warn")).otherwise(nw.lit("pass"))
     constants = {
         "extract_date": nw.lit(extract, dtype=nw.Date),
         "check_id": nw.lit(spec.id),

@@ -51,7 +51,7 @@ def previous_rows(store: Path, engine: str) -> tuple[pa.Table | None, str | None
     return pa.concat_tables(parts), None
 
 
-def keep_history(eng: Engine, previous: pa.Table, extract_date: object) -> int:
+def keep_history(eng: Engine, previous: pa.Table, extract_date: date) -> int:
     """Write ``data_quality_history``: the previous rows of other extract dates. Returns the rows kept."""
     frame = eng.frame(previous).filter(nw.col("extract_date") != nw.lit(extract_date, dtype=nw.Date))
     eng.write(HISTORY, frame)
@@ -151,6 +151,7 @@ def quality_view(store: Path, engine: str = "duckdb", compare: Path | None = Non
         raise StoreError(f"{store}: has no data_quality table; ingest it again with this version of openphm")
     current = latest_extract(current)
     extract = current["extract_date"][0]
+    label: str | None
     if compare is not None:
         other, _ = read(compare, engine)
         previous, label = latest_extract(other), f"store {compare}"

@@ -16,7 +16,7 @@ class DisclosureError(AssertionError):
     """A count about to be shown breaks the disclosure rule (a bug in the report, never in the data)."""
 
 
-def _counts(kind: str, value_format: str, data: dict) -> Iterable[object]:
+def _counts(kind: str, value_format: str, data: dict) -> Iterable[float | None]:
     if kind == "sankey":
         yield from (link["value"] for link in data["links"])
         return

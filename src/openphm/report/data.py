@@ -9,7 +9,7 @@ where they would round into the redacted range) so that no figure on the page re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -106,7 +106,7 @@ def segments_by_age_sex(tables: AreaTables, ctx: Context) -> dict[str, object] |
 
 
 def _stacked_by_quintile(
-    tables: AreaTables, ctx: Context, dimension: str, groups: list[tuple[object, str, str]]
+    tables: AreaTables, ctx: Context, dimension: str, groups: Sequence[tuple[object, str, str]]
 ) -> dict[str, object] | None:
     rows = _rows(tables, "agg_population", as_of=ctx.latest, breakdown=f"{dimension}+imd_quintile")
     totals = _lookup(
@@ -152,7 +152,7 @@ def prevalence(tables: AreaTables, ctx: Context) -> dict[str, object] | None:
         (ctx.names.get(d, d), share(people, population))
         for d, people, population in rows.select("definition", "people", "population").iter_rows()
     ]
-    shown = sorted((s for s in shares if s[1]), key=lambda s: (-s[1], s[0]))[:PREVALENCE_TOP]
+    shown = sorted((s for s in shares if s[1]), key=lambda s: (-(s[1] or 0.0), s[0]))[:PREVALENCE_TOP]
     if not shown:
         return None
     hidden = len(shares) - len(shown)

@@ -20,7 +20,6 @@ This is the one implementation of the CMS in openphm: other stages read ``risk.c
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -29,7 +28,7 @@ from functools import cache
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.engine import distinct
 from openphm.pipeline import RunContext
 from openphm.registers.definitions import definitions
@@ -65,22 +64,20 @@ class CmsSpec:
 def spec() -> CmsSpec:
     """The shipped CMS: condition weights and criteria."""
     folder = content_path("scores", "cms")
-    with folder.joinpath("conditions.csv").open(encoding="utf-8", newline="") as handle:
-        weights = {r["condition"]: float(r["weight"]) for r in csv.DictReader(handle)}
-    with folder.joinpath("criteria.csv").open(encoding="utf-8", newline="") as handle:
-        criteria = tuple(
-            Criterion(
-                r["condition"],
-                int(r["alternative"]),
-                r["definition"],
-                r["test"],
-                int(r["days"]) if r["days"] else None,
-                int(r["min_issues"]) if r["min_issues"] else None,
-                r["negate"].strip().lower() == "true",
-                float(r["below"]) if r["below"] else None,
-            )
-            for r in csv.DictReader(handle)
+    weights = {r["condition"]: float(r["weight"]) for r in csv_rows(folder.joinpath("conditions.csv"))}
+    criteria = tuple(
+        Criterion(
+            r["condition"],
+            int(r["alternative"]),
+            r["definition"],
+            r["test"],
+            int(r["days"]) if r["days"] else None,
+            int(r["min_issues"]) if r["min_issues"] else None,
+            r["negate"].strip().lower() == "true",
+            float(r["below"]) if r["below"] else None,
         )
+        for r in csv_rows(folder.joinpath("criteria.csv"))
+    )
     unknown = {c.test for c in criteria} - {*REGISTER_TESTS, ISSUES, BEST_OF_TWO}
     misread = [c for c in criteria if (c.test == BEST_OF_TWO) != (c.below is not None and c.definition in MEASURES)]
     if unknown or misread or {c.condition for c in criteria} != set(weights):
@@ -177,7 +174,7 @@ def cms(tables: Mapping[str, nw.LazyFrame | None], context: RunContext, cms: Cms
                 nw.lit(c.negate).alias("negate"),
             )
         )
-    required = {}
+    required: dict[tuple[str, int], int] = {}
     for c in cms.criteria:
         required[(c.condition, c.alternative)] = required.get((c.condition, c.alternative), 0) + (not c.negate)
     needs = context.engine.frame(

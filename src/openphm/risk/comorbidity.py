@@ -12,7 +12,6 @@ score is the sum of the weights of the flags.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -21,7 +20,7 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes.systems import ICD10
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.engine import distinct
 from openphm.errors import InputError
 
@@ -60,8 +59,7 @@ def _rows(index: str, file: str) -> list[dict[str, str]]:
     path = content_path("scores", index, file)
     if not path.is_file():
         return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+    return csv_rows(path)
 
 
 @cache

@@ -14,16 +14,16 @@ marks the 65+. Deficits, categories and the polypharmacy rule are package data (
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 import narwhals as nw
 import pyarrow as pa
-import yaml
+from pydantic import Field
 
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
+from openphm.content.validation import ContentError, ContentModel, read_yaml, validated
 from openphm.engine import distinct
 from openphm.vocabulary import PERSON_AS_OF
 
@@ -49,23 +49,37 @@ class EfiSpec:
         return {d: k for k, d in self.deficits.items() if d}
 
 
+class EfiSettings(ContentModel):
+    """``content/scores/efi/settings.yaml``: the eFI's polypharmacy deficit and the ages it is computed for."""
+
+    version: str | int | float
+    polypharmacy_min_medicines: int = Field(ge=1, description="Distinct medicines issued ...")
+    polypharmacy_days: int = Field(ge=1, description="... in this many days to as_of.")
+    polypharmacy_bnf_chapters: tuple[str, ...] = Field(description="Two-digit BNF chapters that count.")
+    adult_age: int = Field(ge=0, description="eFI is computed from this age (null below).")
+    eligible_age: int = Field(ge=0, description="The age the eFI was developed and validated in (efi_eligible).")
+
+
 @cache
 def spec() -> EfiSpec:
     """The shipped eFI specification."""
     folder = content_path("scores", "efi")
-    with folder.joinpath("deficits.csv").open(encoding="utf-8", newline="") as handle:
-        deficits = {r["deficit"]: r["definition"] or None for r in csv.DictReader(handle)}
-    with folder.joinpath("categories.csv").open(encoding="utf-8", newline="") as handle:
-        categories = tuple((r["category"], float(r["upper"]) if r["upper"] else None) for r in csv.DictReader(handle))
-    settings = yaml.safe_load(folder.joinpath("settings.yaml").read_text(encoding="utf-8"))
+    deficits = {r["deficit"]: r["definition"] or None for r in csv_rows(folder.joinpath("deficits.csv"))}
+    categories = tuple(
+        (r["category"], float(r["upper"]) if r["upper"] else None) for r in csv_rows(folder.joinpath("categories.csv"))
+    )
+    source = "scores/efi/settings.yaml"
+    settings = validated(
+        EfiSettings, read_yaml(folder.joinpath("settings.yaml"), source, ContentError), source, ContentError
+    )
     return EfiSpec(
         deficits,
         categories,
-        int(settings["polypharmacy_min_medicines"]),
-        int(settings["polypharmacy_days"]),
-        tuple(str(c) for c in settings["polypharmacy_bnf_chapters"]),
-        int(settings["adult_age"]),
-        int(settings["eligible_age"]),
+        settings.polypharmacy_min_medicines,
+        settings.polypharmacy_days,
+        settings.polypharmacy_bnf_chapters,
+        settings.adult_age,
+        settings.eligible_age,
     )
 
 

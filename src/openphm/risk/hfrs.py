@@ -8,13 +8,11 @@ The points are package data (``content/scores/hfrs``), not code.
 
 from __future__ import annotations
 
-import csv
-
 import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes.systems import ICD10
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.engine import distinct
 
 INTERMEDIATE, HIGH = 5.0, 15.0
@@ -22,8 +20,7 @@ INTERMEDIATE, HIGH = 5.0, 15.0
 
 def category_points() -> pa.Table:
     """The published points per three-character ICD-10 category, as a table (``category``, ``points``)."""
-    with content_path("scores", "hfrs", "hfrs.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(content_path("scores", "hfrs", "hfrs.csv"))
     return pa.table(
         {
             "category": pa.array([r["category"] for r in rows], pa.string()),

@@ -11,7 +11,6 @@ A score must always be shown with ClinRisk's disclaimer (:func:`disclaimer`): a 
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING
 import narwhals as nw
 import yaml
 
-from openphm.content import content_path
+from openphm.content import content_path, csv_rows
 from openphm.errors import InputError
 from openphm.outputs.safe import neutralise_table
 
@@ -80,8 +79,7 @@ class Model:
 def model() -> Model:
     """The published QRISK3-2017 model, read from the package data."""
     spec = yaml.safe_load(content_path("scores", "qrisk3", "model.yaml").read_text(encoding="utf-8"))
-    with content_path("scores", "qrisk3", "coefficients.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(content_path("scores", "qrisk3", "coefficients.csv"))
     equations = {
         sex: Equation(
             survivor={int(year): float(value) for year, value in part["survivor"].items()},

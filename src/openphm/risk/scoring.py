@@ -22,7 +22,7 @@ SCORES = ("charlson", "elixhauser", "hfrs")
 
 
 def _frame(table: pa.Table) -> nw.LazyFrame:
-    return nw.from_native(pl.from_arrow(table).lazy())  # type: ignore[arg-type]
+    return nw.from_native(pl.DataFrame(table).lazy())
 
 
 def _read(source: Path) -> tuple[pl.LazyFrame, bool]:

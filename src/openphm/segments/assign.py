@@ -76,7 +76,7 @@ def catalogue(rules: Rules, definitions: list[Definition]) -> dict[str, Subsegme
         named.setdefault(d.subsegment, []).append(d)
     out: dict[str, Subsegment] = {}
     for ident in sorted(set(named) | set(rules.subsegments)):
-        segments = {d.segment for d in named.get(ident, [])}
+        segments = {d.segment for d in named.get(ident, []) if d.segment}  # checked above: in the precedence
         rule = rules.subsegments.get(ident)
         if rule is not None:
             segments.add(rule.segment)
@@ -216,7 +216,7 @@ def wide_frame(
         frame = tables.get(name)
         # A table's column can be absent too: the measure table has no ckd_stage when no eGFR was ever coded.
         picked = sorted(needed[name] & set(frame.collect_schema().names())) if frame is not None else []
-        if not picked:
+        if frame is None or not picked:
             continue
         wide = wide.join(frame.select(*KEYS, *[nw.col(c).alias(f"{name}__{c}") for c in picked]), on=KEYS, how="left")
         columns |= {f"{name}__{c}" for c in picked}

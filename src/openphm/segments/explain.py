@@ -9,16 +9,15 @@ latest one on or before the as_of date, with its term, date and care setting) or
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import narwhals as nw
-import yaml
 
 from openphm.codes import REGISTER_KINDS, SYSTEMS, Codelist, Definition, load_definitions
-from openphm.content import content_path
+from openphm.codes.conditions import read_manifest
+from openphm.content import content_path, csv_rows
 from openphm.engine import Engine, open_store
 from openphm.errors import OpenPHMError, StoreError
 from openphm.registers.events import coded_events
@@ -255,13 +254,11 @@ def _terms(codelists: Path | None, definition: str, system: str) -> dict[str, st
     manifest_path = folder.joinpath("manifest.yaml")
     if not manifest_path.is_file():
         return {}
-    manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    entry = next((f for f in manifest.get("files") or [] if f.get("system") == system), None)
+    entry = next((f for f in read_manifest(folder).files if f.system == system), None)
     if entry is None:
         return {}
-    with folder.joinpath(entry["file"]).open(encoding="utf-8-sig", newline="") as handle:
-        return {
-            SYSTEMS[system].normalise_code(r["code"]): r.get("term") or ""
-            for r in csv.DictReader(handle)
-            if r.get("code")
-        }
+    return {
+        SYSTEMS[system].normalise_code(r["code"]): r.get("term") or ""
+        for r in csv_rows(folder.joinpath(entry.file))
+        if r.get("code")
+    }

@@ -13,9 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from pydantic import Field
 
 from openphm.content import content_path
+from openphm.content.validation import ContentModel, read_yaml, validated
 from openphm.errors import OpenPHMError
 from openphm.tables import ACTIVITY, MEASURE, POPULATION, RISK, SEGMENT
 
@@ -163,6 +164,68 @@ class Rules:
         return next(name for name, (low, high) in self.need_bands.items() if low <= tier <= high)
 
 
+# -- the file's shape (for editors: docs/schemas/segment-rules.schema.json) ----------------------------------
+class AfterFile(ContentModel):
+    """A code of ``register`` on or after the first code of ``first``, begun within ``within_days`` of its latest."""
+
+    register_: str = Field(alias="register", description="The definition id recorded after (palliative care).")
+    first: str = Field(description="The definition id it follows (a cancer).")
+    within_days: int = Field(ge=1, description="register first coded no more than N days after first's latest code.")
+
+
+class ConditionFile(ContentModel):
+    """One condition: exactly one of register, after, flag, any_flag_of, segment, column, all, any (checked on
+    loading)."""
+
+    register_: str | None = Field(  # BaseModel has an attribute named register
+        None, alias="register", description="An active register row of this definition id."
+    )
+    within_days: int | None = Field(None, ge=1, description="With register: its latest code within N days.")
+    after: AfterFile | None = Field(None, description="Subsegments only: a register recorded after another.")
+    flag: str | None = Field(None, description="Need tiers only: this subsegment flag is set.")
+    any_flag_of: str | None = Field(None, description="Need tiers only: any flag of this segment is set.")
+    segment: str | None = Field(None, description="Need tiers only: the assigned segment is this one.")
+    column: str | None = Field(None, description=f"TABLE.COLUMN, TABLE one of {', '.join(TABLES)}.")
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    below: float | None = None
+    equals: float | bool | None = None
+    all: list[ConditionFile] | None = None
+    any: list[ConditionFile] | None = None
+
+
+class SubsegmentFile(ContentModel):
+    segment: str
+    also: list[ConditionFile] | None = Field(None, description="Further arms, any of which sets the flag.")
+    within_days: int | None = Field(None, ge=1)
+    requires: ConditionFile | None = Field(None, description="Must hold besides whichever arm sets the flag.")
+
+
+class NeedTierFile(ContentModel):
+    tier: int = Field(ge=1)
+    name: str = Field(min_length=1)
+    when: ConditionFile
+
+
+class OtherwiseTierFile(ContentModel):
+    tier: int = Field(ge=1)
+    name: str = Field(min_length=1)
+
+
+class RulesFile(ContentModel):
+    """The segmentation rules file (``content/segments/rules.yaml`` or a user's ``--segment-rules``)."""
+
+    version: str | int | float
+    precedence: list[str] = Field(min_length=1, description="Segment ids, highest first; the fallback last.")
+    fallback: str
+    condition_segment: str
+    subsegments: dict[str, SubsegmentFile] | None = None
+    need_tiers: list[NeedTierFile] = Field(min_length=1)
+    need_tier_otherwise: OtherwiseTierFile
+    need_bands: dict[str, tuple[int, int]] = Field(min_length=1, description="Band: [lowest tier, highest tier].")
+
+
 # -- parsing --------------------------------------------------------------------------------------------
 class _Reader:
     """Parses one file, raising SegmentRulesError with the file's name and the field's path."""
@@ -171,7 +234,7 @@ class _Reader:
         self.source = source
 
     def fail(self, field: str, problem: str) -> SegmentRulesError:
-        return SegmentRulesError(f"segment rules {self.source}: {field}: {problem}")
+        return SegmentRulesError(f"segment rules {self.source}: field '{field}': {problem}")
 
     def mapping(self, value: object, field: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
@@ -274,6 +337,7 @@ class _Reader:
 
 def parse(document: object, source: str) -> Rules:
     """Rules from a parsed YAML document; ``source`` names the file in error messages."""
+    validated(RulesFile, document, f"segment rules {source}", SegmentRulesError)  # the shape; then the meaning
     r = _Reader(source)
     top = r.mapping(
         document,
@@ -386,23 +450,9 @@ def _name(r: _Reader, value: object, field: str) -> str:
 
 
 def _load(path: str | None) -> Rules:
-    if path is None:
-        text = content_path("segments", "rules.yaml").read_text(encoding="utf-8")
-        source = "(package default)"
-    else:
-        file = Path(path)
-        source = file.name
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError:
-            raise SegmentRulesError(f"segment rules {source}: cannot read the file") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "the file"
-        raise SegmentRulesError(f"segment rules {source}: {where}: not valid YAML") from None
-    return parse(document, source)
+    file = content_path("segments", "rules.yaml") if path is None else Path(path)
+    source = "(package default)" if path is None else file.name
+    return parse(read_yaml(file, f"segment rules {source}", SegmentRulesError), source)
 
 
 def load_rules(path: Path | str | None = None) -> Rules:

@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import yaml
 
 from openphm.content import content_path
+from openphm.contract.reader import EXTRACT_DATE_FILE
 from openphm.contract.schema import TABLES
 from openphm.errors import OpenPHMError
 from openphm.synth import conditions, geography, hospital, primary_care, risk
@@ -242,6 +243,7 @@ def generate(
         if old.stem in (*TABLE_ORDER, "practice"):  # an earlier run's files, possibly in the other format
             old.unlink()
     pacsv.write_csv(practices.table, out / "practice.csv")
+    (out / EXTRACT_DATE_FILE).write_text(extract.isoformat() + "\n", encoding="utf-8")
     writer = TableWriter(out, fmt)
     planted: dict[str, Counter] = {}
 

@@ -315,7 +315,9 @@ def ae_attendances(
         rng.choice([2, 3, 4, 5], n, p=[0.15, 0.4, 0.35, 0.1]),
     )
     generic = codes.outside_conditions("snomed", codes.AE_SNOMED)
-    diagnosis = np.where(rng.random(n) < 0.2, None, codes.pick(generic, rng, n))
+    unrecorded = rng.random(n) < 0.2
+    diagnosis = codes.pick(generic, rng, n).astype(object)
+    diagnosis[unrecorded] = None
     recorded = np.where(rng.random(n) < 0.05, np.nan, acuity)
     order = np.lexsort((day, person))
     return {

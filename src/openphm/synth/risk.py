@@ -100,7 +100,7 @@ def relative_rates(p: People, h: Health, s: State, rng: np.random.Generator, mod
 def emergency_counts(rng: np.random.Generator, rate: np.ndarray, exp: Exposure, prior: float) -> np.ndarray:
     """(people, years) emergency admissions: Poisson, each year's rate raised by last year's admissions."""
     counts = np.zeros(rate.shape, dtype=np.int64)
-    previous = np.zeros(rate.shape[0])
+    previous: np.ndarray = np.zeros(rate.shape[0])
     fraction = exp.year_fraction
     for y in range(rate.shape[1]):
         counts[:, y] = rng.poisson(rate[:, y] * fraction[:, y] * (1 + prior * np.minimum(previous, 4)))

@@ -14,23 +14,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Literal, get_args
 
 import narwhals as nw
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
-import yaml
+from pydantic import Field, model_validator
 
 from openphm.content import content_path
+from openphm.content.validation import ContentError, ContentModel, read_yaml, validated
 from openphm.engine import Engine, count, distinct
 from openphm.pipeline import required
 from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
 OUTCOME_DAYS = 365
 """The outcome window: an emergency admission dated in (as_of, as_of + 365 days]."""
-KINDS = ("identity", "log1p", "hinge", "category", "missing", "flag")
+TermKind = Literal["identity", "log1p", "hinge", "category", "missing", "flag"]
+KINDS: tuple[str, ...] = get_args(TermKind)
 
 
 @dataclass(frozen=True)
@@ -112,17 +114,45 @@ class Spec:
         )
 
 
-def _expand(source: str, item: Mapping[str, Any]) -> list[Term]:
-    kind = item["kind"]
-    if kind not in KINDS:
-        raise ValueError(f"features.yaml: unknown kind {kind!r}")
-    columns = item.get("columns") or [item["column"]]
+class FeatureItem(ContentModel):
+    """One or more columns of a source table, each turned into terms of one kind."""
+
+    kind: TermKind
+    column: str | None = None
+    columns: tuple[str, ...] = ()
+    knots: tuple[float, ...] = Field((), description="hinge: a term max(0, x - k) for each knot k.")
+    levels: tuple[str | int, ...] = Field((), description="category: a 0/1 term for each level but the reference.")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_columns(self) -> FeatureItem:
+        if (self.column is None) == (not self.columns):
+            raise ValueError("give either 'column' or 'columns'")
+        if self.kind == "hinge" and not self.knots:
+            raise ValueError("a hinge needs knots")
+        if self.kind == "category" and not self.levels:
+            raise ValueError("a category needs levels")
+        return self
+
+
+class FeaturesFile(ContentModel):
+    """``content/model/features.yaml``: the emergency-admission model's terms and fitting settings."""
+
+    version: str | int | float
+    regularisation_c: float = Field(gt=0)
+    sample_cap: int = Field(ge=1)
+    sources: dict[Literal["population", "register", "activity", "risk"], tuple[FeatureItem, ...]]
+
+
+def _expand(source: str, item: FeatureItem) -> list[Term]:
+    kind = item.kind
+    columns = item.columns or (item.column,)
     terms: list[Term] = []
     for column in columns:
+        assert column is not None  # the model requires column or columns
         if kind == "hinge":
-            terms += [Term(f"{column}_over_{k:g}", source, column, kind, param=float(k)) for k in item["knots"]]
+            terms += [Term(f"{column}_over_{k:g}", source, column, kind, param=float(k)) for k in item.knots]
         elif kind == "category":
-            terms += [Term(f"{column}_{v}", source, column, kind, value=str(v)) for v in item["levels"]]
+            terms += [Term(f"{column}_{v}", source, column, kind, value=str(v)) for v in item.levels]
         elif kind == "missing":
             terms.append(Term(f"{column}_missing", source, column, kind))
         elif kind == "log1p":
@@ -135,10 +165,11 @@ def _expand(source: str, item: Mapping[str, Any]) -> list[Term]:
 @cache
 def load_spec() -> Spec:
     """The shipped feature specification."""
-    with content_path("model", "features.yaml").open(encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
-    terms = [t for source, items in data["sources"].items() for item in items for t in _expand(source, item)]
-    return Spec(str(data["version"]), tuple(terms), float(data["regularisation_c"]), int(data["sample_cap"]))
+    source = "model/features.yaml"
+    file = content_path("model", "features.yaml")
+    data = validated(FeaturesFile, read_yaml(file, source, ContentError), source, ContentError)
+    terms = [t for source, items in data.sources.items() for item in items for t in _expand(source, item)]
+    return Spec(str(data.version), tuple(terms), data.regularisation_c, data.sample_cap)
 
 
 def _as_of_frame(engine: Engine, dates: Sequence[date]) -> nw.LazyFrame:

@@ -20,6 +20,7 @@ from openphm.engine import building, open_store
 from openphm.errors import StoreError
 from openphm.pipeline.runlog import RunLog, last_purpose
 from openphm.risk.model import card
+from openphm.risk.model.card import CardFiles
 from openphm.risk.model.features import extract_date
 from openphm.risk.model.stage import DEFAULT_SEED, FEATURE_TABLES, MODEL_TABLE
 from openphm.risk.model.train import now, train, with_training
@@ -36,7 +37,7 @@ HINTS = {
 class Published:
     model_version: str
     card: dict[str, Any]
-    files: card.CardFiles
+    files: CardFiles
 
 
 def default_folder(store: Path) -> Path:
