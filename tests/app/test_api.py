@@ -111,3 +111,29 @@ def test_schemathesis_finds_no_server_error(make_client: Callable[..., TestClien
         check()
     assert not failures, failures[:5]
     assert 200 in statuses  # the session held: generated requests reached the routes
+
+
+def test_a_store_not_ingested_for_planning_serves_no_aggregates(
+    demo_source: Path, tmp_path: Path, new_db: Callable[[], str]
+) -> None:
+    """Aggregates are planning outputs: a direct-care store (no opt-outs removed) is refused, as by the exports."""
+    from openphm import api
+    from openphm.app import audit
+
+    store = tmp_path / "direct.duckdb"
+    api.ingest(demo_source, store, key=api.new_key(), purpose="direct-care")
+    client = TestClient(create_app(app_settings(store, new_db())), follow_redirects=False)
+    add_user(client, "vic", "viewer")
+    assert sign_in(client, "vic") == 303
+    refused = client.get("/api/aggregates/agg_population", params={"level": "national", "area_code": "E92000001"})
+    assert refused.status_code == 403
+    assert "ingested for direct-care" in refused.json()["message"]
+
+    url = new_db()
+    allowed = TestClient(create_app(app_settings(store, url, allow_purpose_mismatch=True)), follow_redirects=False)
+    add_user(allowed, "vic", "viewer")
+    assert sign_in(allowed, "vic") == 303
+    answer = allowed.get("/api/aggregates/agg_population", params={"level": "national", "area_code": "E92000001"})
+    assert answer.status_code != 403  # not refused (this store has no run yet, so no such table: 404)
+    with allowed.app.state.phm.db() as db:
+        assert "purpose_override" in {row.action for row in db.query(audit.AuditRow)}

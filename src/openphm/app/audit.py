@@ -33,6 +33,7 @@ ACTIONS = (
     "grant_added",
     "person_level_view",
     "person_level_download",
+    "purpose_override",
 )
 """Every action the application records."""
 

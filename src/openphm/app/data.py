@@ -25,6 +25,7 @@ from openphm.analytics.published import published_tables
 from openphm.app.accounts import Scope
 from openphm.app.roles import LEVELS
 from openphm.engine import Engine, open_store
+from openphm.ingest.policy import PurposeError, check_output_purpose, store_governance
 
 POLICY = "nhs"  # the disclosure policy of everything the application shows (counts 1-7 redacted, rounded to 5)
 
@@ -56,11 +57,14 @@ class Snapshot:
     cohorts: list[str]
     as_of: list[date]
     tables: frozenset[str]
+    refused: str | None = None
+    """Why the aggregates are withheld: the store was not ingested for planning (its opt-outs were not applied)."""
 
 
 class StoreReader:
-    def __init__(self, store: Path, engine: str = "duckdb") -> None:
+    def __init__(self, store: Path, engine: str = "duckdb", *, allow_purpose_mismatch: bool = False) -> None:
         self.store, self.engine = store, engine
+        self.allow_purpose_mismatch = allow_purpose_mismatch
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._engine: Engine | None = None
@@ -86,11 +90,22 @@ class StoreReader:
         return self._snapshot, self._engine
 
     def _load(self, version: tuple[int, int], eng: Engine) -> Snapshot:
-        aggregates = {
-            name: pl.DataFrame(table)
-            for name, table in published_tables(self.store, self.engine, POLICY).items()
-            if name in AGG_TABLES
-        }
+        # The application's aggregates are planning outputs: a store whose ingest did not apply the planning
+        # opt-outs (direct care, risk stratification) serves none, as the exports and the report refuse it.
+        refused = None
+        try:
+            check_output_purpose(store_governance(eng), "planning", self.allow_purpose_mismatch)
+        except PurposeError as error:
+            refused = str(error).replace("--allow-purpose-mismatch", "phm serve --allow-purpose-mismatch")
+        aggregates = (
+            {}
+            if refused
+            else {
+                name: pl.DataFrame(table)
+                for name, table in published_tables(self.store, self.engine, POLICY).items()
+                if name in AGG_TABLES
+            }
+        )
         practice = (
             pl.DataFrame(nw.to_native(eng.table("practice").collect(backend="polars")))
             if eng.has_table("practice")
@@ -107,7 +122,9 @@ class StoreReader:
             set(attrition) | set(aggregates["agg_cohort"]["cohort"].to_list() if "agg_cohort" in aggregates else [])
         )
         areas = _areas(practice, population)
-        return Snapshot(version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()))
+        return Snapshot(
+            version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()), refused
+        )
 
     def members(
         self, cohort: str, scopes: tuple[Scope, ...], practice_code: str | None, as_of: date | None

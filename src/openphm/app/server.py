@@ -43,7 +43,11 @@ class State:
         self.settings = settings
         self.db = open_db(settings.app_db)
         self.sessions = Sessions(self.db, settings.key, settings.limits, settings.behind_tls_proxy)
-        self.store = StoreReader(settings.store, settings.engine)
+        mismatch = settings.allow_purpose_mismatch
+        self.store = StoreReader(settings.store, settings.engine, allow_purpose_mismatch=mismatch)
+        if settings.allow_purpose_mismatch:
+            with self.db() as db, db.begin():
+                audit.record(db, "system", "purpose_override", store=settings.store.name)
 
 
 # -- response models (the OpenAPI description) -------------------------------------------------------------------
@@ -232,7 +236,10 @@ def create_app(settings: AppSettings) -> FastAPI:
     ) -> list[dict[str, Any]]:
         """The rows of one ``agg_*`` table for one area, disclosure-controlled as every export is."""
         _check_level(level)
-        frames = state.store.snapshot().aggregates
+        snapshot = state.store.snapshot()
+        if snapshot.refused:
+            raise HTTPException(403, snapshot.refused)
+        frames = snapshot.aggregates
         if table not in AGG_TABLES or table not in frames:
             raise HTTPException(404, f"no aggregate table '{table}' in this store")
         frame = frames[table]

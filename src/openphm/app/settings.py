@@ -26,6 +26,8 @@ class AppSettings:
     key: bytes
     engine: str = "duckdb"
     behind_tls_proxy: bool = False
+    allow_purpose_mismatch: bool = False
+    """Serve planning aggregates from a store ingested for a purpose that removed fewer opt-outs (audited)."""
     limits: Limits = field(default_factory=Limits)
 
 

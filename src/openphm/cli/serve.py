@@ -82,6 +82,13 @@ def serve(
     behind_tls_proxy: Annotated[
         bool, typer.Option(help="Trust X-Forwarded-* from the proxy and mark cookies Secure.")
     ] = False,
+    allow_purpose_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-purpose-mismatch",
+            help="Serve planning aggregates from a store ingested for direct care or risk stratification (audited).",
+        ),
+    ] = False,
     engine: Engine = "duckdb",
 ) -> None:
     """Serve the web application and its JSON API over the store (read-only)."""
@@ -102,6 +109,7 @@ def serve(
             key=load_key(key_file, store),
             engine=engine,
             behind_tls_proxy=behind_tls_proxy,
+            allow_purpose_mismatch=allow_purpose_mismatch,
         )
         application = create_app(settings)
     console.print(f"openphm on http://{host}:{port}/ (store {store}); Ctrl+C stops it.")
