@@ -6,7 +6,6 @@ build an app where one is missing. Errors are JSON (``{"message": ...}``) for th
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 from datetime import date
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import polars as pl
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +31,7 @@ from openphm.app.policy import Need, Principal, check_declarations, covers, requ
 from openphm.app.roles import LEVELS, ROLES
 from openphm.app.security import HEADERS, Sessions
 from openphm.app.settings import AppSettings, open_db
+from openphm.outputs.safe import neutralise_table
 
 HERE = Path(__file__).parent
 log = logging.getLogger("openphm.app")
@@ -280,6 +281,17 @@ def create_app(settings: AppSettings) -> FastAPI:
                 raise HTTPException(403, "that practice is outside your scope")
         return state.store.members(name, scopes, practice_code, as_of)
 
+    def _audited_members(
+        principal: Principal, name: str, practice_code: str | None, as_of: date | None, action: str
+    ) -> pl.DataFrame:
+        """The members, with an audit row of what was looked at (never the pseudonyms themselves)."""
+        frame = _members(principal, name, practice_code, as_of)
+        with state.db() as db, db.begin():
+            audit.record(
+                db, principal.username, action, cohort=name, practice_code=practice_code, as_of=as_of, rows=frame.height
+            )
+        return frame
+
     @app.get("/api/cohorts/{name}/members", tags=["cohorts"])
     def members(
         principal: PersonLevel,
@@ -288,18 +300,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         as_of: date | None = None,
     ) -> list[dict[str, Any]]:
         """Pseudonymised members of a cohort within your scope (analysts only; every call is audited)."""
-        frame = _members(principal, name, practice_code, as_of)
-        with state.db() as db, db.begin():
-            audit.record(
-                db,
-                principal.username,
-                "person_level_view",
-                cohort=name,
-                practice_code=practice_code,
-                as_of=as_of,
-                rows=frame.height,
-            )
-        return _rows(frame)
+        return _rows(_audited_members(principal, name, practice_code, as_of, "person_level_view"))
 
     @app.get("/api/cohorts/{name}/members.csv", tags=["cohorts"], response_class=Response)
     def members_csv(
@@ -309,21 +310,9 @@ def create_app(settings: AppSettings) -> FastAPI:
         as_of: date | None = None,
     ) -> Response:
         """The same list as CSV (audited as a download)."""
-        frame = _members(principal, name, practice_code, as_of)
-        with state.db() as db, db.begin():
-            audit.record(
-                db,
-                principal.username,
-                "person_level_download",
-                cohort=name,
-                practice_code=practice_code,
-                as_of=as_of,
-                rows=frame.height,
-            )
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(frame.columns)
-        writer.writerows(frame.iter_rows())
+        frame = _audited_members(principal, name, practice_code, as_of, "person_level_download")
+        out = io.BytesIO()
+        pacsv.write_csv(neutralise_table(frame.to_arrow()), out)  # no cell can run as a spreadsheet formula
         return Response(
             out.getvalue(),
             media_type="text/csv",
