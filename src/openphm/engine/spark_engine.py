@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -14,6 +15,11 @@ import pyarrow as pa
 from openphm.engine.base import ROW, Engine, HashBatch
 from openphm.engine.polars_engine import parquet_tables
 from openphm.errors import StoreError
+
+# PySpark logs each analysis error it raises, with a traceback, before openphm turns the error into one line
+# for the user; those duplicates (and a 'Logging error' when the stream has closed) are kept off the terminal.
+for _name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+    logging.getLogger(_name).disabled = True
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
