@@ -9,9 +9,11 @@ import typer
 from rich.table import Table
 
 from openphm.cli.common import app, console, reporting
+from openphm.importers.reconcile import ImportResult
 
 import_app = typer.Typer(
-    help="Convert HES/SUS+ extracts into a source folder that phm ingest accepts.", no_args_is_help=True
+    help="Convert HES/SUS+, FHIR R4 and OMOP CDM extracts into a source folder that phm ingest accepts.",
+    no_args_is_help=True,
 )
 app.add_typer(import_app, name="import")
 
@@ -31,7 +33,12 @@ def import_hes(
 
     with reporting() as progress:
         result = run(out, apc=apc, ae=ae, op=op, ecds=ecds, progress=progress)
-    table = Table(title=f"HES import reconciliation (also in {result.out / 'import_reconciliation.csv'})")
+    print_reconciliation("HES", result)
+
+
+def print_reconciliation(kind: str, result: ImportResult) -> None:
+    """The reconciliation table every importer prints, then its throughput and the next command."""
+    table = Table(title=f"{kind} import reconciliation (also in {result.out / 'import_reconciliation.csv'})")
     for column in ("stage", "file or table", "reason", "code system", "code"):
         table.add_column(column)
     table.add_column("count", justify="right")

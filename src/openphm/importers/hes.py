@@ -17,16 +17,13 @@ import csv
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import polars as pl
 
 from openphm.errors import InputError
-
-TOP_CODES = 10
-"""How many unmapped codes per reason the reconciliation lists before lumping the rest together."""
+from openphm.importers.reconcile import ImportResult, Reconciliation
 
 ETHNIC_CATEGORIES = frozenset("ABCDEFGHJKLMNPRSZ")
 ICD10_FOUR = r"^[A-Z][0-9]{2}[0-9X]$"
@@ -58,44 +55,6 @@ ECDS_ALIASES = {
     "sex": ("SEX", "STATED_GENDER", "GENDER"),
 }
 """ECDS extracts name their columns differently by supplier (SUS+, HES ECDS, DARS); the first found wins."""
-
-
-@dataclass
-class Reconciliation:
-    """Counts of what was read, written, cleaned, dropped and left unmapped; codes but never identifiers."""
-
-    rows: list[tuple[str, str, str, str, str, int]] = field(default_factory=list)
-
-    def add(self, stage: str, where: str, reason: str, count: int, code_system: str = "", code: str = "") -> None:
-        """Record one count (zero counts of clean-ups are skipped: they say nothing; zero notes are kept)."""
-        if count or stage in ("read", "written", "note"):
-            self.rows.append((stage, where, reason, code_system, code, int(count)))
-
-    def add_codes(self, stage: str, where: str, reason: str, code_system: str, codes: pl.DataFrame) -> None:
-        """Record a frame of ``code, n`` as its top codes and one row for the rest."""
-        codes = codes.sort(["n", "code"], descending=[True, False])
-        for code, n in codes.head(TOP_CODES).iter_rows():
-            self.add(stage, where, reason, n, code_system, code)
-        rest = codes.slice(TOP_CODES)
-        if rest.height:
-            self.add(stage, where, reason, int(rest["n"].sum()), code_system, f"({rest.height} other codes)")
-
-    def write(self, path: Path) -> None:
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["stage", "file_or_table", "reason", "code_system", "code", "count"])
-            writer.writerows(self.rows)
-
-
-@dataclass
-class HesImport:
-    """What an import wrote, for the CLI to print."""
-
-    out: Path
-    reconciliation: Reconciliation
-    written: dict[str, int]
-    rows_read: int
-    seconds: float
 
 
 def _data_file(name: str) -> list[dict[str, str]]:
@@ -623,7 +582,7 @@ def import_hes(
     op: Path | None = None,
     ecds: Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
-) -> HesImport:
+) -> ImportResult:
     """Write a source folder of the input contract from HES APC, A&E, OP and ECDS extracts."""
     if not any((apc, ae, op, ecds)):
         raise InputError("give at least one of --apc, --ae, --op or --ecds")
@@ -658,7 +617,7 @@ def import_hes(
     recon.write(out / "import_reconciliation.csv")
     written = {where: n for stage, where, _, _, _, n in recon.rows if stage == "written"}
     read = sum(n for stage, *_, n in recon.rows if stage == "read")
-    return HesImport(out, recon, written, read, time.perf_counter() - started)
+    return ImportResult(out, recon, written, read, time.perf_counter() - started)
 
 
 def _merge_ae(out: Path, frames: list[pl.DataFrame], recon: Reconciliation) -> None:
