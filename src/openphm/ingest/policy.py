@@ -18,6 +18,7 @@ import narwhals as nw
 import yaml
 
 from openphm.content import content_path
+from openphm.content.validation import parse_yaml
 from openphm.engine import Engine
 from openphm.errors import InputError, OpenPHMError
 from openphm.pipeline.runlog import TABLE as RUN_LOG
@@ -77,7 +78,7 @@ def load_policy(path: Path | None = None) -> Policy:
     where = str(path) if path else "the shipped purposes.yaml"
     try:
         text = path.read_text(encoding="utf-8") if path else content_path("governance", "purposes.yaml").read_text()
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
         sources = {str(k): " ".join(str(v).split()) for k, v in data.get("sources", {}).items()}
         purposes = {
             str(name): Purpose(

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from openphm.content import content_path
+from openphm.content.validation import parse_yaml
 from openphm.contract.schema import TABLES
 from openphm.errors import InputError
 
@@ -110,7 +111,7 @@ def load_settings(path: Path | None = None) -> QualitySettings:
         except OSError as exc:
             raise InputError(f"{path}: cannot read the data-quality settings ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = parse_yaml(text)
     except yaml.YAMLError:
         raise InputError(f"{where}: is not valid YAML") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("checks"), list):

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import narwhals as nw
-import yaml
 
 from openphm.content import content_path, csv_rows
+from openphm.content.validation import parse_yaml
 from openphm.errors import InputError
 from openphm.outputs.safe import neutralise_table
 
@@ -78,7 +78,7 @@ class Model:
 @cache
 def model() -> Model:
     """The published QRISK3-2017 model, read from the package data."""
-    spec = yaml.safe_load(content_path("scores", "qrisk3", "model.yaml").read_text(encoding="utf-8"))
+    spec = parse_yaml(content_path("scores", "qrisk3", "model.yaml").read_text(encoding="utf-8"))
     rows = csv_rows(content_path("scores", "qrisk3", "coefficients.csv"))
     equations = {
         sex: Equation(

@@ -20,9 +20,9 @@ from functools import cache
 import narwhals as nw
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import yaml
 
 from openphm.content import content_path
+from openphm.content.validation import parse_yaml
 from openphm.engine import distinct
 from openphm.errors import InputError
 from openphm.pipeline import RunContext
@@ -64,7 +64,7 @@ MEASURES = (
 @cache
 def rules() -> dict:
     """openphm's derivation rules: ethnicity mapping, definitions per input, medicine windows."""
-    return yaml.safe_load(content_path("scores", "qrisk3", "inputs.yaml").read_text(encoding="utf-8"))
+    return parse_yaml(content_path("scores", "qrisk3", "inputs.yaml").read_text(encoding="utf-8"))
 
 
 def _flags(frame: nw.LazyFrame | None, wanted: Mapping[str, list[str]], context: RunContext) -> nw.LazyFrame | None:

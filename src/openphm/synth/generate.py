@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import yaml
 
 from openphm.content import content_path
+from openphm.content.validation import parse_yaml
 from openphm.contract.reader import EXTRACT_DATE_FILE
 from openphm.contract.schema import TABLES
 from openphm.errors import OpenPHMError
@@ -69,7 +69,7 @@ class SynthResult:
 @lru_cache(maxsize=1)
 def parameters() -> dict:
     """The shipped model parameters (``content/synth/parameters.yaml``)."""
-    return yaml.safe_load(content_path("synth", "parameters.yaml").read_text(encoding="utf-8"))
+    return parse_yaml(content_path("synth", "parameters.yaml").read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
