@@ -39,7 +39,8 @@ def import_hes(
 @import_app.command("fhir")
 def import_fhir(
     paths: Annotated[
-        list[Path], typer.Argument(help="FHIR R4 files or folders: Bundles (.json) and bulk-export .ndjson[.gz].")
+        list[Path],
+        typer.Argument(metavar="PATH", help="FHIR R4 files or folders: Bundles (.json) and bulk-export .ndjson[.gz]."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (one CSV per contract table).")],
 ) -> None:

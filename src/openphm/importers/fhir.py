@@ -142,6 +142,7 @@ def _reference_key(reference: object) -> str | None:
         return None
     ref = reference.get("reference")
     if isinstance(ref, str):
+        ref = ref.split("/_history/", 1)[0]
         if ref.startswith("urn:uuid:"):
             return ref[9:]
         if "/" in ref:
@@ -163,9 +164,9 @@ def _first(*values: object) -> str | None:
     return next((v for v in values if isinstance(v, str) and v), None)
 
 
-def _period_start(resource: dict[str, Any], name: str) -> str | None:
+def _period(resource: dict[str, Any], name: str, end: str = "start") -> str | None:
     period = resource.get(name)
-    return period.get("start") if isinstance(period, dict) else None
+    return _first(period.get(end)) if isinstance(period, dict) else None
 
 
 @dataclass
@@ -303,7 +304,7 @@ class _Importer:
             "person",
             patient_id,
             nhs_number,
-            r.get("birthDate"),
+            _first(r.get("birthDate")),
             sex,
             ethnicity,
             practice_code,
@@ -381,7 +382,7 @@ class _Importer:
         subject = self._subject(r, "Condition")
         if subject is None:
             return
-        date = _first(r.get("onsetDateTime"), _period_start(r, "onsetPeriod"), r.get("recordedDate"))
+        date = _first(r.get("onsetDateTime"), _period(r, "onsetPeriod"), r.get("recordedDate"))
         codings = _codings(r.get("code"))
         snomed = next((c for c in codings if c.get("system") == SNOMED), None)
         if snomed is None:
@@ -398,7 +399,7 @@ class _Importer:
         if subject is None:
             return
         date = _first(
-            r.get("effectiveDateTime"), _period_start(r, "effectivePeriod"), r.get("effectiveInstant"), r.get("issued")
+            r.get("effectiveDateTime"), _period(r, "effectivePeriod"), r.get("effectiveInstant"), r.get("issued")
         )
         components = [c for c in r.get("component") or () if isinstance(c, dict)]
         has_value = any(k.startswith("value") for k in r)
@@ -483,7 +484,7 @@ class _Importer:
         self._medicine(r, "MedicationRequest", _first(r.get("authoredOn")))
 
     def medication_statement(self, r: dict[str, Any]) -> None:
-        date = _first(r.get("effectiveDateTime"), _period_start(r, "effectivePeriod"), r.get("dateAsserted"))
+        date = _first(r.get("effectiveDateTime"), _period(r, "effectivePeriod"), r.get("dateAsserted"))
         self._medicine(r, "MedicationStatement", date)
 
     def medication(self, r: dict[str, Any]) -> None:
@@ -508,12 +509,11 @@ class _Importer:
         encounter_id = r.get("id")
         if subject is None or not isinstance(encounter_id, str):
             return
-        start = _period_start(r, "period")
+        start = _period(r, "period")
         if code in EMERGENCY:
             self.staging.add("ae_attendance", subject, encounter_id, start)
         elif code in INPATIENT:
-            period = r.get("period") or {}
-            self.staging.add("apc_episode", subject, encounter_id, start, period.get("end"), self._method(r))
+            self.staging.add("apc_episode", subject, encounter_id, start, _period(r, "period", "end"), self._method(r))
         elif code in AMBULATORY:
             self.staging.add("op_appointment", subject, encounter_id, start, "true")
         else:
@@ -569,11 +569,14 @@ def _resources(path: Path) -> Iterator[dict[str, Any]]:
     name = path.name.lower()
     if name.endswith((".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")):
         for number, line in enumerate(_open(path), start=1):
-            if not line.strip():
-                continue
-            yield _fhir(_parse(line, path, f" line {number}"), path, f" line {number}")
+            if line.strip():
+                yield from _entries(_fhir(_parse(line, path, f" line {number}"), path, f" line {number}"))
         return
-    document = _fhir(_parse(b"".join(_open(path)), path, ""), path, "")
+    yield from _entries(_fhir(_parse(b"".join(_open(path)), path, ""), path, ""))
+
+
+def _entries(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A Bundle's resources, each with its entry's ``fullUrl`` (for ``urn:uuid:`` references); else the resource."""
     if document["resourceType"] != "Bundle":
         yield document
         return
@@ -637,6 +640,8 @@ def _write(staging: _Staging, counts: _Counts, out: Path, recon: Reconciliation)
             reason = "NHS numbers not carried: not every Patient has one, and a contract file has one identifier column"
             counts.count("note", "person", reason, n=with_nhs)
     people = people.with_columns((pl.col("nhs_number") if by_nhs else pl.col("patient_id")).alias(key))
+    undated = people.filter(pl.col("date_of_birth").is_null()).height
+    counts.count("note", "person", "no birthDate as a full date: ingest quarantines the person", n=undated)
     person_columns = [key, "date_of_birth", "sex", "ethnicity", "practice_code", "date_of_death"]
     people.select(person_columns).write_csv(out / "person.csv")
     recon.add("written", "person", "rows written", people.height)
@@ -671,9 +676,10 @@ def _write(staging: _Staging, counts: _Counts, out: Path, recon: Reconciliation)
         orphans = frame.join(keys, on="subject", how="anti").select(pl.len()).collect().item()
         counts.count("dropped", table, "subject is not a Patient in the input", n=orphans)
         first_date = wanted[0] if wanted[0].endswith("date") else wanted[1]
-        undated = frame.filter(pl.col(first_date).is_null()).select(pl.len()).collect().item()
+        rows = frame.join(keys, on="subject", how="inner")
+        undated = rows.filter(pl.col(first_date).is_null()).select(pl.len()).collect().item()
         counts.count("dropped", table, "no date, or a year or month only", n=undated)
-        rows = frame.filter(pl.col(first_date).is_not_null()).join(keys, on="subject", how="inner").select(key, *wanted)
+        rows = rows.filter(pl.col(first_date).is_not_null()).select(key, *wanted)
         rows.sink_csv(out / f"{table}.csv")
         recon.add("written", table, "rows written", pl.scan_csv(out / f"{table}.csv").select(pl.len()).collect().item())
 
