@@ -102,6 +102,12 @@ def test_measures_agree_with_the_synthea_csv(synthea: Path) -> None:
                 assert have is None
             else:
                 assert have is not None and abs(have - want) <= tolerance[key[2]], (key, want, have)
+    cleaned = {(r["reason"], r["code"]): int(r["count"]) for r in _recon(synthea) if r["stage"] == "cleaned"}
+    with (DATA / "synthea_observations.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for loinc, unit in (("2093-3", "mg/dL"), ("2085-9", "mg/dL"), ("4548-4", "%")):
+        reason = f"LOINC {loinc} converted to {'mmol/mol' if unit == '%' else 'mmol/L'}"
+        assert cleaned[(reason, unit)] == sum(r["CODE"] == loinc for r in rows)
     # The trap this guards: many readings fall on another day in California (the bundles' offset) than in
     # England, so taking the day as written would put them on the wrong date.
     shifted = [
@@ -151,6 +157,7 @@ def test_uk_core_patient(ukcore: Path) -> None:
     assert by_code["72313002"]["event_date"] == "2024-07-01"  # 2024-06-30T23:30Z is 00:30 BST
     assert by_code["44054006"]["event_date"] == "2019-03-30"  # +01:00 on the day BST began: 23:30 GMT
     assert by_code["1011481000000105"]["nhs_number"] == "9990000026"  # a reference by NHS number
+    assert float(by_code["1011481000000105"]["value"]) == 90.0  # "> 90": the number, the comparator counted
     assert float(by_code["999791000000106"]["value"]) == 48.0
     assert "75367002" not in by_code  # the panel gives its components
     assert "1005671000000105" not in by_code  # cholesterol in g/L: unknown unit, never guessed
@@ -162,6 +169,7 @@ def test_uk_core_patient(ukcore: Path) -> None:
     assert ("RxNorm is not dm+d: not carried", "308182") in unmapped
     assert ("LOINC 2093-3 in a unit the table does not know", "g/L") in unmapped
     assert ("not coded in SNOMED CT", "I10") in unmapped
+    assert any(r["stage"] == "cleaned" and r["code"] == ">" for r in rows)
     text = (ukcore / "import_reconciliation.csv").read_text()
     assert "9990000018" not in text and "LS1" not in text
 

@@ -414,6 +414,10 @@ class _Importer:
         snomed = next((c for c in codings if c.get("system") == SNOMED), None)
         quantity = holder.get("valueQuantity")
         value = quantity.get("value") if isinstance(quantity, dict) else None
+        if isinstance(quantity, dict) and isinstance(quantity.get("comparator"), str):
+            # A laboratory's "eGFR >90" is a number with a comparator; GP systems file the number, and so do we.
+            reason = "value with a comparator (<, >) written as its number"
+            self.counts.code("cleaned", "gp_event", reason, "comparator", quantity["comparator"])
         if snomed is not None:
             unit = _first(quantity.get("unit"), quantity.get("code")) if isinstance(quantity, dict) else None
             self.staging.add("gp_event", subject, date, str(snomed["code"]), _number(value), unit)
