@@ -170,8 +170,22 @@ def test_uk_core_patient(ukcore: Path) -> None:
     assert ("LOINC 2093-3 in a unit the table does not know", "g/L") in unmapped
     assert ("not coded in SNOMED CT", "I10") in unmapped
     assert any(r["stage"] == "cleaned" and r["code"] == ">" for r in rows)
+    assert _read(ukcore / "op_appointment.csv")["appointment_id"].to_list() == ["uk-clinic"]  # AMB, finished
+    assert ("encounter class not carried", "VR") in unmapped
+    assert any(r["stage"] == "dropped" and r["code"] == "cancelled" for r in rows)
     text = (ukcore / "import_reconciliation.csv").read_text()
     assert "9990000018" not in text and "LS1" not in text
+
+
+def test_patients_without_nhs_numbers_make_the_file_use_person_id(tmp_path: Path) -> None:
+    out = tmp_path / "mixed"
+    import_fhir([UKCORE, SYNTHEA[0]], out)
+    people = _read(out / "person.csv")
+    assert people.columns[0] == "person_id"
+    assert "uk-patient-1" in set(people["person_id"])  # the Patient id, never the NHS number in clear
+    assert not {"9990000018", "9990000026"} & set(people["person_id"])
+    notes = {r["reason"]: int(r["count"]) for r in _recon(out) if r["stage"] == "note"}
+    assert notes[next(r for r in notes if r.startswith("NHS numbers not carried"))] == 2
 
 
 def test_london_day_agrees_with_zoneinfo() -> None:

@@ -50,16 +50,17 @@ ETHNIC_SYSTEMS = frozenset(
     {
         "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategory",
         "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland",
-        "https://fhir.nhs.uk/CodeSystem/DataDictionary-EthnicCategory",
-        "https://fhir.nhs.uk/CodeSystem/CareConnect-EthnicCategory-1",
+        "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-EthnicCategory-1",
     }
 )
-"""Code systems of the NHS Data Dictionary ethnic category (UK Core and its Care Connect predecessor)."""
+"""Code systems of the NHS Data Dictionary ethnic category: UK Core's two spellings and the Care Connect (STU3)
+one that older feeds still put inside the UK Core extension. Only its single letters are taken: the extended
+two-letter codes (``CA`` English ...) are counted, not rolled up."""
 US_CORE_RACE = (
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
 )
-MEDICINE_SYSTEMS = {DMD: "dm+d", SNOMED: "dm+d (SNOMED CT)"}
+MEDICINE_SYSTEMS = frozenset({DMD, SNOMED})
 """dm+d concepts are SNOMED CT UK drug extension ids, so UK Core allows either system for a dm+d code."""
 GENDER = {"male": "M", "female": "F", "other": "U", "unknown": "U"}
 EMERGENCY = frozenset({"EMER"})
@@ -557,15 +558,13 @@ def _files(paths: list[Path]) -> list[Path]:
 
 def _open(path: Path) -> Iterator[bytes]:
     """The file's lines, gunzipped where the name says so; one clear error for a broken gzip stream."""
+    zipped = path.name.lower().endswith(".gz")
     try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                yield from handle
-        else:
-            with path.open("rb") as handle:
-                yield from handle
+        with gzip.open(path, "rb") if zipped else path.open("rb") as handle:
+            yield from handle
     except (OSError, EOFError):
-        raise InputError(f"FHIR file {path.name} is not a readable gzip file") from None
+        what = "a readable gzip file" if zipped else "readable"
+        raise InputError(f"FHIR file {path.name} is not {what}") from None
 
 
 def _resources(path: Path) -> Iterator[dict[str, Any]]:
@@ -652,11 +651,15 @@ def _write(staging: _Staging, counts: _Counts, out: Path, recon: Reconciliation)
     counts.count("note", "person", f"people identified by {key}", n=people.height)
     keys = (
         staging.scan("alias")
-        .unique("ref")
+        .unique("ref", keep="first", maintain_order=True)
         .join(people.lazy().select("patient_id", key), on="patient_id", how="inner")
         .select(pl.col("ref").alias("subject"), key)
     )
-    medicines = staging.scan("medication").unique("ref").rename({"ref": "medication_ref", "dmd_code": "_dmd"})
+    medicines = (
+        staging.scan("medication")
+        .unique("ref", keep="first", maintain_order=True)
+        .rename({"ref": "medication_ref", "dmd_code": "_dmd"})
+    )
     columns = {
         "gp_event": ["event_date", "snomed_code", "value", "unit"],
         "gp_medication": ["issue_date", "dmd_code"],
@@ -693,7 +696,11 @@ def _people(staging: _Staging, counts: _Counts) -> pl.DataFrame:
     staged = staging.scan("person").collect()
     people = staged.unique("patient_id", keep="first", maintain_order=True)
     counts.count("dropped", "person", "Patient id repeated: the first kept", n=staged.height - people.height)
-    organisations = staging.scan("organisation").unique("ref").rename({"ref": "practice_ref", "practice_code": "_ods"})
+    organisations = (
+        staging.scan("organisation")
+        .unique("ref", keep="first", maintain_order=True)
+        .rename({"ref": "practice_ref", "practice_code": "_ods"})
+    )
     people = (
         people.lazy()
         .join(organisations, on="practice_ref", how="left")
