@@ -221,6 +221,21 @@ def test_ndjson_and_gzip_give_the_bundle_output(tmp_path: Path) -> None:
     assert len(outputs["bundle"]) >= 4
 
 
+def test_a_folder_of_many_files_lists_the_largest(tmp_path: Path) -> None:
+    patient = orjson.dumps({"resourceType": "Patient", "id": "p", "gender": "male", "birthDate": "1950-01-01"})
+    for n in range(25):  # file n holds n + 1 resources
+        (tmp_path / f"part{n:02d}.ndjson").write_bytes((patient + b"\n") * (n + 1))
+    result = import_fhir([tmp_path], tmp_path / "out")
+    read = [(where, n) for stage, where, reason, _, _, n in result.reconciliation.rows if reason == "resources read"]
+    assert read[:2] == [("part24.ndjson", 25), ("part23.ndjson", 24)] and len(read) == 21
+    assert read[-1] == ("(5 other files)", 1 + 2 + 3 + 4 + 5)
+    assert result.rows_read == sum(range(1, 26))
+    assert result.written["person"] == 1  # one Patient id, repeated: the first kept
+    assert any(
+        r[2].startswith("Patient id repeated") and r[5] == sum(range(1, 26)) - 1 for r in result.reconciliation.rows
+    )
+
+
 def test_bad_files_give_one_line_and_exit_2(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.json"
     garbage.write_bytes(b"\x00\x01PK not json at all")

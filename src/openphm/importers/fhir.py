@@ -78,6 +78,8 @@ REFUTED = frozenset({"refuted", "entered-in-error"})
 BATCH_ROWS = 200_000
 """Rows per table held in memory before a Parquet part is written: bounds memory whatever the input size."""
 LONDON = "Europe/London"
+FILES_LISTED = 20
+"""Above this many input files the reconciliation names the largest only, and sums the rest in one row."""
 SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 
 TABLES: dict[str, tuple[str, ...]] = {
@@ -613,14 +615,16 @@ def import_fhir(paths: list[Path], out: Path, *, progress: Callable[[str], None]
     with tempfile.TemporaryDirectory(prefix=".fhir-import-", dir=out) as folder:
         staging = _Staging(Path(folder))
         importer = _Importer(staging)
-        read = 0
-        for path in files:
-            progress(f"reading {path.name}")
-            before = read
+        per_file: dict[str, int] = {}
+        for number, path in enumerate(files, start=1):
+            progress(f"reading {path.name} ({number:,} of {len(files):,} files)")
+            count = 0
             for resource in _resources(path):
                 importer.resource(resource)
-                read += 1
-            recon.add("read", path.name, "resources read", read - before)
+                count += 1
+            per_file[path.name] = per_file.get(path.name, 0) + count
+        read = sum(per_file.values())
+        _report_files(per_file, recon)
         staging.flush_all()
         for kind, n in sorted(importer.by_type.items()):
             recon.add("read", "all files", f"{kind} resources", n)
@@ -630,6 +634,17 @@ def import_fhir(paths: list[Path], out: Path, *, progress: Callable[[str], None]
     recon.write(out / "import_reconciliation.csv")
     written = {where: n for stage, where, _, _, _, n in recon.rows if stage == "written"}
     return ImportResult(out, recon, written, read, time.perf_counter() - started)
+
+
+def _report_files(per_file: dict[str, int], recon: Reconciliation) -> None:
+    """Resources read per file: every file of a bulk export (a handful), but only the largest of a folder of
+    thousands of per-patient bundles, with one row for the rest, so the printed table stays readable."""
+    listed = sorted(per_file.items(), key=lambda item: -item[1])[:FILES_LISTED] if len(per_file) > FILES_LISTED else []
+    for name, n in listed or per_file.items():
+        recon.add("read", name, "resources read", n)
+    if listed:
+        rest = sum(per_file.values()) - sum(n for _, n in listed)
+        recon.add("read", f"({len(per_file) - len(listed):,} other files)", "resources read", rest)
 
 
 def _write(staging: _Staging, counts: _Counts, out: Path, recon: Reconciliation) -> None:
