@@ -424,9 +424,9 @@ class _Importer:
         if snomed is not None:
             unit = _first(quantity.get("unit"), quantity.get("code")) if isinstance(quantity, dict) else None
             self.staging.add("gp_event", subject, date, str(snomed["code"]), _number(value), unit)
-            for answer in _codings(holder.get("valueCodeableConcept"))[:1]:
+            for given in _codings(holder.get("valueCodeableConcept"))[:1]:
                 reason = "coded answer of a SNOMED CT observation not carried (the question code is)"
-                self.counts.code("unmapped", "Observation", reason, answer.get("system", ""), str(answer["code"]))
+                self.counts.code("unmapped", "Observation", reason, given.get("system", ""), str(given["code"]))
             return
         loinc = next((c for c in codings if c.get("system") == LOINC and c["code"] in self.loinc_codes), None)
         if loinc is None:
