@@ -36,6 +36,22 @@ def import_hes(
     print_reconciliation("HES", result)
 
 
+@import_app.command("fhir")
+def import_fhir(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(metavar="PATH", help="FHIR R4 files or folders: Bundles (.json) and bulk-export .ndjson[.gz]."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (one CSV per contract table).")],
+) -> None:
+    """Import FHIR R4 Bundles and bulk-export NDJSON, mapping codes and units and reconciling every resource."""
+    from openphm.importers.fhir import import_fhir as run
+
+    with reporting() as progress:
+        result = run(paths, out, progress=progress)
+    print_reconciliation("FHIR", result)
+
+
 def print_reconciliation(kind: str, result: ImportResult) -> None:
     """The reconciliation table every importer prints, then its throughput and the next command."""
     table = Table(title=f"{kind} import reconciliation (also in {result.out / 'import_reconciliation.csv'})")
