@@ -386,40 +386,49 @@ def _vocabulary(frame: pl.DataFrame, concepts: pl.DataFrame | None) -> pl.DataFr
     ).drop("_v1", "_c1", "_v2", "_c2")
 
 
+def _first(cases: list[tuple[pl.Expr, str]], default: pl.Expr) -> pl.Expr:
+    """The value of the first case whose condition holds, else the default (a when/then chain)."""
+    result = default
+    for condition, value in reversed(cases):
+        result = pl.when(condition).then(pl.lit(value)).otherwise(result)
+    return result
+
+
 def _routes(spec: _Events, has_concepts: bool) -> tuple[pl.Expr, pl.Expr]:
     """Where each row goes (a contract table, ``loinc`` for the measure map, or null) and, if nowhere, why."""
-    vocabulary, code = pl.col("vocabulary"), pl.col("code")
-    snomed = (vocabulary == "SNOMED") & code.str.contains(SNOMED_ID)
-    admitted = pl.col("admitted")
-    target = pl.when(pl.col("vocabulary").is_null()).then(pl.lit(None, pl.String))
-    reason = pl.when(pl.col("vocabulary").is_null()).then(
-        pl.lit("source vocabulary unknown (source concept not in the concept table): not carried")
-        if has_concepts
-        else pl.lit("no concept table in the folder, so no source vocabulary: not carried")
-    )
-    if spec.prefix == "drug":
-        target = target.when((vocabulary == "dm+d") & code.str.contains(DMD_ID)).then(pl.lit("gp_medication"))
-        reason = reason.when(vocabulary == "dm+d").then(pl.lit("not a dm+d concept id: not carried"))
-        reason = reason.when(vocabulary == "RxNorm").then(
-            pl.lit("RxNorm (US drug vocabulary, no dm+d map): not carried")
+    vocabulary, code, admitted = pl.col("vocabulary"), pl.col("code"), pl.col("admitted")
+    unknown = vocabulary.is_null()
+    targets: list[tuple[pl.Expr, str]] = []
+    reasons: list[tuple[pl.Expr, str]] = [
+        (
+            unknown,
+            "source vocabulary unknown (source concept not in the concept table): not carried"
+            if has_concepts
+            else "no concept table in the folder, so no source vocabulary: not carried",
         )
+    ]
+    if spec.prefix == "drug":
+        targets.append(((vocabulary == "dm+d") & code.str.contains(DMD_ID), "gp_medication"))
+        reasons.append((vocabulary == "dm+d", "not a dm+d concept id: not carried"))
+        reasons.append((vocabulary == "RxNorm", "RxNorm (US drug vocabulary, no dm+d map): not carried"))
     else:
-        target = target.when(snomed).then(pl.lit("gp_event"))
-        reason = reason.when(vocabulary == "SNOMED").then(pl.lit("not a SNOMED CT id: not carried"))
+        targets.append(((vocabulary == "SNOMED") & code.str.contains(SNOMED_ID), "gp_event"))
+        reasons.append((vocabulary == "SNOMED", "not a SNOMED CT id: not carried"))
     if spec.prefix == "condition":
         icd10 = vocabulary.is_in(ICD10)
-        target = target.when(icd10 & admitted).then(pl.lit("apc_diagnosis"))
-        reason = reason.when(icd10).then(pl.lit("ICD-10 diagnosis not on an inpatient visit: no contract table"))
-        reason = reason.when(vocabulary == "ICD10CM").then(
-            pl.lit("ICD10CM is the US clinical modification, not WHO/UK ICD-10: not carried")
+        targets.append((icd10 & admitted, "apc_diagnosis"))
+        reasons.append((icd10, "ICD-10 diagnosis not on an inpatient visit: no contract table"))
+        reasons.append(
+            (vocabulary == "ICD10CM", "ICD10CM is the US clinical modification, not WHO/UK ICD-10: not carried")
         )
     if spec.prefix == "procedure":
         opcs = vocabulary == "OPCS4"
-        target = target.when(opcs & admitted).then(pl.lit("apc_procedure"))
-        reason = reason.when(opcs).then(pl.lit("OPCS-4 procedure not on an inpatient visit: no contract table"))
+        targets.append((opcs & admitted, "apc_procedure"))
+        reasons.append((opcs, "OPCS-4 procedure not on an inpatient visit: no contract table"))
     if spec.valued:
-        target = target.when(vocabulary == "LOINC").then(pl.lit("loinc"))
-    reason = reason.otherwise(pl.format("{} vocabulary not carried from {}", vocabulary, pl.lit(spec.table)))
+        targets.append((vocabulary == "LOINC", "loinc"))
+    target = pl.when(unknown).then(pl.lit(None, pl.String)).otherwise(_first(targets, pl.lit(None, pl.String)))
+    reason = _first(reasons, pl.format("{} vocabulary not carried from {}", vocabulary, pl.lit(spec.table)))
     return target, reason
 
 
