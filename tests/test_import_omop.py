@@ -101,6 +101,9 @@ def test_synthea_visits_deaths_and_units(imported: dict[str, Path]) -> None:
     assert _count(rows, "dropped", "VISIT_OCCURRENCE.csv", "9202") == kinds["9202"] == 1722
     assert pl.read_csv(out / "ae_attendance.csv", infer_schema=False).height == kinds["9203"] + kinds["262"]
     assert pl.read_csv(out / "apc_episode.csv", infer_schema=False).height == kinds["9201"] + kinds["262"]
+    with_op = out.parent / "with_op"
+    import_omop(NJ, with_op, outpatient_visits=True)
+    assert pl.read_csv(with_op / "op_appointment.csv", infer_schema=False).height == kinds["9202"]
     people = pl.read_csv(out / "person.csv", infer_schema=False)
     deaths = {r["person_id"]: r["death_date"] for r in _rows(NJ / "DEATH.csv")}
     assert (

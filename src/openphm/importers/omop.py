@@ -16,6 +16,7 @@ this runs once, upstream of the store, on files rather than on the store's engin
 from __future__ import annotations
 
 import csv
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,13 @@ REQUIRED = {
     "concept": ("concept_id", "vocabulary_id", "concept_code"),
 }
 """The tables read and the columns without which each cannot be imported (CDM 5.3 and 5.4 share these)."""
+
+USED_COLUMNS = (
+    r"person_id|visit_occurrence_id|{table}_id|\w+_concept_id|\w+_date|\w+_datetime|\w+_source_value"
+    r"|value_as_number|\w+_of_birth|location_id|care_site_id"
+)
+"""The columns the importer maps; the rest (provider, quantity, sig, free text ...) are never parsed. CONCEPT, which
+holds millions of rows in a full vocabulary, is read for its three required columns only."""
 
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ""}
 """File endings taken as a table; a ``.txt`` (and any file whose header has tabs but no commas) is sniffed."""
@@ -120,10 +128,12 @@ def _read(path: Path, table: str) -> pl.DataFrame:
     missing = [c for c in REQUIRED[table] if c not in columns]
     if missing:
         raise InputError(f"OMOP {table} file {path.name} lacks the required column {missing[0]}")
+    pattern = "|".join(REQUIRED[table]) if table == "concept" else USED_COLUMNS.format(table=table)
     try:
         return (
             pl.scan_csv(path, infer_schema=False, separator=separator, encoding="utf8-lossy")
             .rename(dict(zip(header, columns, strict=True)))
+            .select([c for c in columns if re.fullmatch(pattern, c)])
             .collect()
         )
     except pl.exceptions.PolarsError:
@@ -194,6 +204,8 @@ def _orphans(frame: pl.DataFrame, where: str, ctx: _Context) -> pl.DataFrame:
 
 
 def _import_people(path: Path, recon: Reconciliation) -> pl.DataFrame:
+    """Person id, birth date and sex; US race/ethnicity and location/care site are counted, never mapped, because
+    they have no NHS equivalent and guessing one would bias every inequality measure."""
     where = path.name
     raw = _read(path, "person")
     columns = raw.columns
@@ -216,7 +228,11 @@ def _import_people(path: Path, recon: Reconciliation) -> pl.DataFrame:
         .alias("sex"),
         gender.alias("_gender"),
         stamp.is_null().alias("_from_parts"),
-        (_id("month_of_birth", columns).is_null() & stamp.is_null() & year.is_not_null()).alias("_year_only"),
+        (
+            (_id("month_of_birth", columns).is_null() | _id("day_of_birth", columns).is_null())
+            & stamp.is_null()
+            & year.is_not_null()
+        ).alias("_year_only"),
         _id("race_concept_id", columns).alias("_race"),
         _id("ethnicity_concept_id", columns).alias("_ethnicity"),
         _id("location_id", columns).alias("_location"),
@@ -231,7 +247,7 @@ def _import_people(path: Path, recon: Reconciliation) -> pl.DataFrame:
     unknown_sex = people.filter(pl.col("sex") == "U").group_by(pl.col("_gender").fill_null("").alias("code")).len("n")
     recon.add_codes("cleaned", "person", "gender concept not 8507/8532: sex U", "OMOP gender concept", unknown_sex)
     recon.add("note", "person", "birth date from year/month/day (no birth_datetime)", int(people["_from_parts"].sum()))
-    recon.add("cleaned", "person", "no month of birth: set to January", int(people["_year_only"].sum()))
+    recon.add("cleaned", "person", "month or day of birth missing: set to 1", int(people["_year_only"].sum()))
     for column, label in (("_race", "race"), ("_ethnicity", "ethnicity")):
         codes = people.filter(pl.col(column).is_not_null() & (pl.col(column) != "0"))
         recon.add_codes(
@@ -276,6 +292,8 @@ def _registration(path: Path | None, ctx: _Context) -> pl.DataFrame:
 
 
 def _deaths(path: Path | None, ctx: _Context) -> pl.DataFrame:
+    """One death date per person, the earliest: CDM 5.3 allowed several death rows, and ingest would
+    quarantine a second person row rather than choose."""
     if path is None:
         return pl.DataFrame(schema={"person_id": pl.String, "date_of_death": pl.String})
     raw = _read(path, "death")
@@ -323,17 +341,20 @@ def _import_visits(path: Path | None, outpatient: bool, ctx: _Context) -> dict[s
     ctx.visits = visits["visit_id"].drop_nulls()
     admitted = visits.filter(pl.col("concept").is_in([INPATIENT, EMERGENCY_INPATIENT]))
     ctx.admissions = admitted["visit_id"].drop_nulls()
-    taken = [INPATIENT, EMERGENCY, EMERGENCY_INPATIENT] + ([OUTPATIENT] if outpatient else [])
-    if not outpatient:
+    outpatients = visits.filter(pl.col("concept") == OUTPATIENT).height
+    if outpatient:
+        ctx.recon.add("note", where, "outpatient visits (9202) taken as attended appointments", outpatients)
+    else:
         ctx.recon.add(
             "dropped",
             where,
             "outpatient visit (9202) not taken: in many CDMs every GP contact (use --outpatient-visits)",
-            visits.filter(pl.col("concept") == OUTPATIENT).height,
+            outpatients,
             "OMOP visit concept",
             OUTPATIENT,
         )
-    other = visits.filter(~pl.col("concept").is_in([*taken, OUTPATIENT]) | pl.col("concept").is_null())
+    known = [INPATIENT, EMERGENCY, EMERGENCY_INPATIENT, OUTPATIENT]
+    other = visits.filter(~pl.col("concept").is_in(known) | pl.col("concept").is_null())
     ctx.recon.add_codes(
         "dropped",
         where,
@@ -433,6 +454,7 @@ def _routes(spec: _Events, has_concepts: bool) -> tuple[pl.Expr, pl.Expr]:
 
 
 def _import_events(path: Path, spec: _Events, ctx: _Context, measures: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """One clinical table's rows routed by source vocabulary, as frames by contract table; the rest counted."""
     where = path.name
     raw = _read(path, spec.table)
     columns = raw.columns
