@@ -52,6 +52,27 @@ def import_fhir(
     print_reconciliation("FHIR", result)
 
 
+@import_app.command("omop")
+def import_omop(
+    folder: Annotated[Path, typer.Argument(help="OMOP CDM 5.3/5.4 folder of CSV files (file names in any case).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (one CSV per contract table).")],
+    outpatient_visits: Annotated[
+        bool,
+        typer.Option(
+            "--outpatient-visits",
+            help="Take outpatient visits (9202) as outpatient appointments: only for a CDM built from hospital "
+            "outpatient data, since many CDMs put every GP contact in 9202.",
+        ),
+    ] = False,
+) -> None:
+    """Import an OMOP CDM folder, taking codes from their source vocabularies and reconciling every row."""
+    from openphm.importers.omop import import_omop as run
+
+    with reporting() as progress:
+        result = run(folder, out, outpatient_visits=outpatient_visits, progress=progress)
+    print_reconciliation("OMOP", result)
+
+
 def print_reconciliation(kind: str, result: ImportResult) -> None:
     """The reconciliation table every importer prints, then its throughput and the next command."""
     table = Table(title=f"{kind} import reconciliation (also in {result.out / 'import_reconciliation.csv'})")
