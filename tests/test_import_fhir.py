@@ -136,6 +136,7 @@ def test_synthea_people_encounters_and_rxnorm(synthea: Path) -> None:
     assert any(r["code"] == "2106-3" and r["code_system"] == "us-core-race" for r in rows)
     assert _read(synthea / "ae_attendance.csv").height == 2 + 1 + 1  # EMER encounters in the three bundles
     assert _read(synthea / "apc_episode.csv").height == 1
+    assert _read(synthea / "apc_episode.csv")["admission_method"].to_list() == ["99"]  # no UK Core method
     text = (synthea / "import_reconciliation.csv").read_text()
     assert not any(person in text for person in patients)
 

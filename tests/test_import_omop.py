@@ -90,7 +90,7 @@ def test_gibleed_orphan_periods_and_icd10cm(imported: dict[str, Path]) -> None:
     visits = _rows(GIBLEED / "visit_occurrence.csv")
     episodes = pl.read_csv(out / "apc_episode.csv", infer_schema=False)
     assert episodes.height == sum(1 for v in visits if _int(v["visit_concept_id"]) == "9201")
-    assert set(episodes["admission_method"]) == {"81"}
+    assert set(episodes["admission_method"]) == {"99"}
 
 
 def test_synthea_visits_deaths_and_units(imported: dict[str, Path]) -> None:

@@ -199,7 +199,7 @@ CASES: list[tuple[str, Rows, str, int, str, str]] = [
     ),
     (
         "admission-method-code",
-        {"person": good_people(), "apc_episode": [episode(), episode("E2", admission_method="99")]},
+        {"person": good_people(), "apc_episode": [episode(), episode("E2", admission_method="97")]},
         "apc_episode",
         2,
         "admission_method",

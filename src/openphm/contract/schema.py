@@ -100,6 +100,7 @@ _ADMISSION_METHODS = (
     "81",
     "82",
     "83",
+    "99",
 )
 _ETHNICITY = tuple("ABCDEFGHJKLMNPRSZ")
 
@@ -237,7 +238,8 @@ TABLES: dict[str, Table] = {
                     codes=_ADMISSION_METHODS,
                     description=(
                         "HES code: 11-13 elective, 21-25, 28, 2A, 2B, 2D emergency (2C, a baby born at home as"
-                        " intended, is not counted as one), 31-32 maternity, 81-83 other"
+                        " intended, is not counted as one), 31-32 maternity, 81-83 other, 99 not known (the data"
+                        " dictionary's default code: counted as an admission, neither elective nor emergency)"
                     ),
                 ),
                 Column("provider_code", "str", nullable=True),

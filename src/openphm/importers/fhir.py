@@ -15,14 +15,12 @@ only, never a person's identifier.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import polars as pl
 
 from openphm.contract.schema import TABLES as CONTRACT
 from openphm.errors import InputError
+from openphm.importers.measures import measure_rows
 from openphm.importers.reconcile import ImportResult, Reconciliation
 
 SNOMED = "http://snomed.info/sct"
@@ -67,6 +66,8 @@ EMERGENCY = frozenset({"EMER"})
 INPATIENT = frozenset({"IMP", "ACUTE", "NONAC"})
 AMBULATORY = frozenset({"AMB"})
 ADMISSION_METHOD_EXTENSION = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-AdmissionMethod"
+UNKNOWN_METHOD = "99"
+"""The NHS Data Dictionary's default admission method, "not known"."""
 ADMISSION_METHODS = frozenset(CONTRACT["apc_episode"].column("admission_method").codes or ())
 ETHNIC_CATEGORIES = frozenset(CONTRACT["person"].column("ethnicity").codes or ())
 NOT_HAPPENED = frozenset({"entered-in-error", "cancelled", "planned", "unknown"})
@@ -130,12 +131,11 @@ class Measure:
 
 def loinc_measures() -> dict[tuple[str, str], Measure]:
     """The shipped LOINC table, keyed by (LOINC code, unit as UCUM code or text); see data/SOURCE.md."""
-    text = resources.files("openphm.importers").joinpath("data", "fhir_loinc_measures.csv").read_text("utf-8")
     return {
         (row["loinc"], row["unit"]): Measure(
             row["snomed_code"], float(row["subtract"]), float(row["multiply"]), float(row["divide"]), row["unit_out"]
         )
-        for row in csv.DictReader(text.splitlines())
+        for row in measure_rows()
     }
 
 
@@ -529,8 +529,9 @@ class _Importer:
         else:
             self.counts.code("unmapped", "Encounter", "encounter class not carried", "v3-ActCode", code or "(none)")
 
-    def _method(self, r: dict[str, Any]) -> str | None:
-        """The UK Core admission method (HES codes), else blank: ingest then quarantines the episode."""
+    def _method(self, r: dict[str, Any]) -> str:
+        """The UK Core admission method (HES codes), else 99, the NHS Data Dictionary's "not known": the stay is
+        an admission, counted as neither elective nor emergency (the encounter class cannot tell which)."""
         hospitalisation = r.get("hospitalization")
         extensions = hospitalisation.get("extension") if isinstance(hospitalisation, dict) else None
         for extension in [*(extensions or ()), *(r.get("extension") or ())]:
@@ -538,8 +539,8 @@ class _Importer:
                 for coding in _codings(extension.get("valueCodeableConcept")):
                     if str(coding["code"]) in ADMISSION_METHODS:
                         return str(coding["code"])
-        self.counts.count("unmapped", "apc_episode", "no UK Core admission method: left blank (ingest quarantines)")
-        return None
+        self.counts.count("unmapped", "apc_episode", "no UK Core admission method: written as 99 (not known)")
+        return UNKNOWN_METHOD
 
 
 def _number(value: object) -> float | None:

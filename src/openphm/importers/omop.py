@@ -5,7 +5,7 @@ importer reads each clinical row's *source* code instead and gates it on the sou
 CONCEPT table, never on the code's shape: an ICD10CM ``K92.2`` looks exactly like WHO ICD-10 and an RxNorm id
 passes a "digits" dm+d check. SNOMED CT rows become ``gp_event``, ICD-10 and OPCS-4 rows on an inpatient
 visit become hospital diagnoses and procedures, dm+d drugs become ``gp_medication``, and LOINC measurements
-come across only through the shipped map ``data/omop_measurements.csv`` with their units converted. Everything
+come across only through the shipped map ``data/loinc_measures.csv`` with their units converted. Everything
 else is counted in the reconciliation by reason, vocabulary and code, never silently dropped.
 
 Every column is read as text (exports write ids as ``123.0``, which are cast back to integer strings) and the
@@ -15,17 +15,16 @@ this runs once, upstream of the store, on files rather than on the store's engin
 
 from __future__ import annotations
 
-import csv
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import polars as pl
 
 from openphm.errors import InputError
+from openphm.importers.measures import measure_rows
 from openphm.importers.reconcile import ImportResult, Reconciliation
 
 REQUIRED = {
@@ -56,9 +55,9 @@ MALE, FEMALE = "8507", "8532"
 INPATIENT, OUTPATIENT, EMERGENCY, EMERGENCY_INPATIENT = "9201", "9202", "9203", "262"
 EMERGENCY_METHOD = "21"
 """An ER-and-inpatient visit (262) is an admission through the emergency department: HES admission method 21."""
-OTHER_METHOD = "81"
-"""An inpatient visit (9201) says only "not through the ED": 81 puts it in openphm's "other admissions", claiming
-neither an emergency (21-2D) nor a planned (11-13) admission that OMOP cannot tell apart."""
+UNKNOWN_METHOD = "99"
+"""An inpatient visit (9201) says only "not through the ED", which cannot tell an emergency (21-2D) from a planned
+(11-13) admission: 99, the NHS Data Dictionary's "not known", counts it as an admission of neither kind."""
 
 PRIMARY_DIAGNOSIS = ("32901", "32902", "32903", "44786627")
 """Condition status (5.4: primary admission / primary / primary discharge diagnosis) or type (5.3: primary
@@ -169,20 +168,22 @@ def _date(name: str, columns: list[str]) -> pl.Expr:
 
 
 def measurement_map() -> pl.DataFrame:
-    """The shipped LOINC -> SNOMED CT measure map with unit conversions (``data/omop_measurements.csv``)."""
-    text = resources.files("openphm.importers").joinpath("data", "omop_measurements.csv").read_text(encoding="utf-8")
-    rows = list(csv.DictReader(text.splitlines()))
+    """The shipped LOINC -> SNOMED CT measure map shared with the FHIR importer (``data/loinc_measures.csv``),
+    as a linear conversion ``value * multiply + add`` keyed by LOINC code and lower-cased unit: OMOP's
+    ``unit_source_value`` is free text, so case is not significant here (UCUM's is, in FHIR)."""
+    rows = [row for row in measure_rows() if row["snomed_code"]]
+    factor = [float(r["multiply"]) / float(r["divide"]) for r in rows]
     return pl.DataFrame(
         {
-            "loinc": [r["loinc_code"] for r in rows],
-            "unit_key": [r["source_unit"].strip().lower() for r in rows],
+            "loinc": [r["loinc"] for r in rows],
+            "unit_key": [r["unit"].strip().lower() for r in rows],
             "mapped_code": [r["snomed_code"] for r in rows],
-            "multiply": [float(r["multiply"]) for r in rows],
-            "add": [float(r["add"]) for r in rows],
-            "mapped_unit": [r["unit"] or None for r in rows],
+            "multiply": factor,
+            "add": [-float(r["subtract"]) * f for r, f in zip(rows, factor, strict=True)],
+            "mapped_unit": [r["unit_out"] or None for r in rows],
         },
         schema_overrides={"mapped_unit": pl.String},
-    )
+    ).unique(["loinc", "unit_key"], keep="first", maintain_order=True)
 
 
 @dataclass
@@ -365,7 +366,7 @@ def _import_visits(path: Path | None, outpatient: bool, ctx: _Context) -> dict[s
     ctx.recon.add(
         "note",
         where,
-        "inpatient visits (9201) written as admission method 81: emergency or not unknown",
+        "inpatient visits (9201) written as admission method 99 (not known): emergency or not cannot be told",
         admitted.filter(pl.col("concept") == INPATIENT).height,
     )
     episodes = admitted.select(
@@ -375,7 +376,7 @@ def _import_visits(path: Path | None, outpatient: bool, ctx: _Context) -> dict[s
         pl.col("end").alias("discharge_date"),
         pl.when(pl.col("concept") == EMERGENCY_INPATIENT)
         .then(pl.lit(EMERGENCY_METHOD))
-        .otherwise(pl.lit(OTHER_METHOD))
+        .otherwise(pl.lit(UNKNOWN_METHOD))
         .alias("admission_method"),
     )
     attendances = visits.filter(pl.col("concept").is_in([EMERGENCY, EMERGENCY_INPATIENT])).select(
@@ -509,7 +510,7 @@ def _measures(frame: pl.DataFrame, measures: pl.DataFrame, where: str, recon: Re
     matched = matched.with_columns(
         pl.when(known & (pl.col("mapped_code").is_not_null() | without_value)).then(pl.lit("gp_event")).alias("target"),
         pl.when(~known)
-        .then(pl.lit("LOINC code not in the measure map (omop_measurements.csv): not carried"))
+        .then(pl.lit("LOINC code not in the measure map (loinc_measures.csv): not carried"))
         .otherwise(pl.lit("unit not known for this measure: not converted, not carried"))
         .alias("reason"),
         pl.when(known & pl.col("mapped_code").is_null() & ~without_value)
