@@ -190,7 +190,9 @@ class _Splink:
             from splink.backends.spark import SparkAPI
 
             self.spark = _spark_session()
-            return SparkAPI(spark_session=self.spark)
+            # Splink's default writes intermediate tables to the checkpoint folder, which a local session
+            # has not got; persisting them in memory needs none and suits the sizes one machine links.
+            return SparkAPI(spark_session=self.spark, break_lineage_method="persist")
         import duckdb
         from splink import DuckDBAPI
 
