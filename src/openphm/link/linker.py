@@ -46,6 +46,8 @@ SPLINK_COLUMNS = (
 )
 """What Splink sees: no NHS number (handled before and after it), no deprivation (reported, not compared)."""
 KEY = "person_key"
+SWAP_SIMILARITY = 0.88
+"""Jaro-Winkler similarity at which each name counts as equal to the other record's other name."""
 ALIASES = {"source_left": "left", "source_right": "right"}
 """Splink's names of the two inputs: they become SQL table names, and ``left`` is an SQL keyword."""
 LINK_MAP = ("source", ID, KEY, "method", "match_probability")
@@ -173,7 +175,7 @@ class _Splink:
         creator = SettingsCreator(
             link_type="link_only",
             unique_id_column_name=ID,
-            comparisons=_comparisons(settings),
+            comparisons=_comparisons(settings, engine),
             blocking_rules_to_generate_predictions=[block_on(*rule) for rule in settings.blocking_rules],
             probability_two_random_records_match=self.prior,
             max_iterations=settings.training.em_max_iterations,
@@ -308,16 +310,25 @@ def _prior(left: pl.DataFrame, right: pl.DataFrame, settings: LinkSettings) -> f
     return min(expected / (left.height * right.height), 0.5)
 
 
-def _comparisons(settings: LinkSettings) -> list[Any]:
+def _comparisons(settings: LinkSettings, engine: str) -> list[Any]:
+    """Splink comparisons from the settings; SQL of their own uses the engine's Jaro-Winkler function."""
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
+    from splink.internals.dialects import SplinkDialect
 
     c = settings.comparisons
+    similarity = SplinkDialect.from_string(engine).jaro_winkler_function_name
 
     def name(column: str, other: str, s: NameSettings) -> Any:
         levels = [cll.NullLevel(column), cll.ExactMatchLevel(column, term_frequency_adjustments=s.term_frequencies)]
-        if s.swapped_names:
-            levels.append(cll.ColumnsReversedLevel(column, other, symmetrical=True))
+        if s.swapped_names:  # crosswise alike, allowing a typing error in either name
+            levels.append(
+                cll.CustomLevel(
+                    f"{similarity}({column}_l, {other}_r) >= {SWAP_SIMILARITY} "
+                    f"AND {similarity}({other}_l, {column}_r) >= {SWAP_SIMILARITY}",
+                    label_for_charts="Given and family names swapped",
+                )
+            )
         levels += [cll.JaroWinklerLevel(column, t) for t in s.jaro_winkler]
         return cl.CustomComparison([*levels, cll.ElseLevel()], output_column_name=column)
 

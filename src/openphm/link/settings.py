@@ -146,6 +146,7 @@ class LinkSettings(ContentModel):
     blocking_rules: tuple[Rule, ...] = (
         ("date_of_birth",),
         ("postcode",),
+        ("given_name", "family_name"),
         ("family_soundex", "birth_year"),
         ("given_soundex", "family_soundex", "postcode_district"),
     )
