@@ -281,3 +281,13 @@ def test_spark_engine_links_a_small_benchmark(tmp_path: Path) -> None:
     quality = pairwise_quality(result.link_map, data.truth)
     assert quality.precision > 0.95 and quality.recall > 0.95, quality
     assert result.link_map.height == data.truth.height
+
+
+def test_extracts_of_different_people_stop_instead_of_linking_strangers(tmp_path: Path) -> None:
+    # EM on pairs with no true match learns nothing about agreement; linking on Splink's defaults would
+    # join strangers who share a common name
+    generate(400, seed=1).left.write_csv(tmp_path / "l.csv")
+    generate(400, seed=2).right.write_csv(tmp_path / "r.csv")
+    quick = LinkSettings(training=Training(u_max_pairs=50_000, em_max_iterations=3))
+    with pytest.raises(LinkError, match=r"the model could not be estimated: .* do the two extracts share people"):
+        link(tmp_path / "l.csv", tmp_path / "r.csv", quick)

@@ -138,6 +138,7 @@ def link(
         prior = model.prior
         skipped = model.train()
         levels = model.levels()
+        _check_trained(levels)
         progress("scoring pairs")
         pairs = model.score()
         progress("clustering")
@@ -149,6 +150,24 @@ def link(
     return LinkResult(
         link_map, pairs, sources[0], sources[1], settings, engine, levels, prior, skipped, time.perf_counter() - started
     )
+
+
+def _check_trained(levels: tuple[Level, ...]) -> None:
+    """Stop when EM learnt nothing about exact agreement (each comparison's first level).
+
+    That happens when the training pairs hold (almost) no true matches, for instance two extracts of
+    different people: EM then describes chance agreement, and Splink would fill the gaps with default m
+    values and link strangers who share a common name.
+    """
+    first: dict[str, Level] = {}
+    for level in levels:
+        first.setdefault(level.comparison, level)
+    untrained = [name for name, level in first.items() if level.m is None]
+    if untrained:
+        raise LinkError(
+            "the model could not be estimated: the training pairs show no exact agreement on "
+            f"{', '.join(untrained)}; do the two extracts share people?"
+        )
 
 
 def _require_splink() -> None:
