@@ -26,7 +26,7 @@ HEADER = "record_id,nhs_number,given_name,family_name,date_of_birth,sex,postcode
 def benchmark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Benchmark, Path]]:
     """The CI-size benchmark (about 2,000 records a side) linked once through the command line."""
     folder = tmp_path_factory.mktemp("link")
-    data = generate(2000, seed=11)
+    data = _with_repeats(generate(2000, seed=11))
     data.left.write_csv(folder / "left.csv")
     data.right.write_csv(folder / "right.csv")
     result = CliRunner().invoke(
@@ -35,6 +35,21 @@ def benchmark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Benchm
     assert result.exit_code == 0, result.output
     assert "records linked in" in result.output
     yield data, folder / "out"
+
+
+def _with_repeats(data: Benchmark) -> Benchmark:
+    """The benchmark plus a second left record, under another given name, for 20 people whose valid NHS
+    number is in the left extract only: one source holding a person twice, known only by the number."""
+    right_numbers = data.right["nhs_number"].implode()
+    alone = data.left.filter(
+        pl.col("nhs_number").map_elements(lambda n: bool(n) and _valid(n), return_dtype=pl.Boolean)
+        & ~pl.col("nhs_number").is_in(right_numbers)
+    ).head(20)
+    repeats = alone.with_columns(pl.lit("Jolyon").alias("given_name"), ("X" + pl.col("record_id")).alias("record_id"))
+    truth = data.truth.join(alone.select("record_id"), on="record_id").with_columns(
+        ("X" + pl.col("record_id")).alias("record_id")
+    )
+    return Benchmark(pl.concat([data.left, repeats]), data.right, pl.concat([data.truth, truth]))
 
 
 def _map(out: Path) -> pl.DataFrame:
@@ -87,6 +102,7 @@ def test_equal_valid_nhs_numbers_always_share_a_key_and_keys_do_not_reveal_them(
     )
     valid = pl.Series([n for n in numbers["nhs_number"].to_list() if n and _valid(n)])
     shared = numbers.filter(pl.col("nhs_number").is_in(valid.implode())).join(link_map, on=["source", "record_id"])
+    assert shared.filter(pl.col("record_id").str.starts_with("X")).height == 20  # the repeats are checked too
     per_number = shared.group_by("nhs_number").agg(
         pl.col("person_key").n_unique(), pl.col("source").n_unique().alias("s")
     )
