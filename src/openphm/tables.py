@@ -491,7 +491,7 @@ AGG_MONTHLY = Table(
             ("value", INT, "events in the month (bed days: nights of the emergency admissions admitted in it)"),
         ),
     ),
-    "Monthly activity by area and segment, the series of the SPC charts ([analytics](analytics.md#monthly-series)).",
+    "Monthly activity by area and segment, the series of the SPC charts ([analytics](analytics.md)).",
 )
 
 # -- data quality -------------------------------------------------------------------------------------------
