@@ -238,12 +238,16 @@ def spc_summary(result: api_analytics.SpcChart) -> str:
         parts.append("Fewer than 13 months: no limits are drawn.")
     if flagged:
         causes = sorted({p.special_cause.replace("_", " ") for p in flagged})
-        parts.append(f"{len(flagged)} months show special cause ({', '.join(causes)}).")
+        parts.append(f"Special cause in {_months(len(flagged))} ({', '.join(causes)}).")
     else:
         parts.append("No month shows special cause.")
     if result.suppressed_months:
-        parts.append(f"{len(result.suppressed_months)} months are suppressed and left out.")
+        parts.append(f"{_months(len(result.suppressed_months))} suppressed and left out.")
     return " ".join(parts)
+
+
+def _months(n: int) -> str:
+    return "1 month" if n == 1 else f"{n} months"
 
 
 # -- segments --------------------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@
     ast: true,
     expr: window.vegaInterpreter.expressionInterpreter,
     renderer: "svg",
-    actions: false
+    actions: false,
+    defaultStyle: false /* vega-embed would add a <style> element, which the CSP refuses: app.css styles it */
   };
   document.querySelectorAll(".app-chart__plot[data-spec]").forEach(function (target) {
     var blob = document.getElementById(target.getAttribute("data-spec"));
