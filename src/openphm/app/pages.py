@@ -54,14 +54,6 @@ Aggregates = Annotated[Principal, requires(Need.AGGREGATES)]
 Level = Annotated[str, Query(description="national, region, icb, sub_icb, pcn or practice")]
 Code = Annotated[str | None, Query(max_length=32)]
 
-PAGES = (
-    ("/spc", "SPC"),
-    ("/segments", "Segments"),
-    ("/registers", "Registers"),
-    ("/inequalities", "Inequalities"),
-    ("/data", "Data"),
-)
-"""The analytics pages in navigation order (``base.html`` links them)."""
 ETHNIC_GROUPS = ("White", "Mixed", "Asian", "Black", "Other", "Not stated")
 REPORT_CHARTS = {e.chart.id: e for e in entries()}
 
@@ -159,7 +151,7 @@ def area_tables(snapshot: Snapshot, level: str, code: str) -> AreaTables:
 
 
 def _page(request: Request, principal: Principal, template: str, where: Place, **context: Any) -> Response:
-    full = {"principal": principal, "pages": PAGES, **where.context(request.url.path), **context}
+    full = {"principal": principal, **where.context(request.url.path), **context}
     return templates.TemplateResponse(request, template, full)
 
 
@@ -183,8 +175,9 @@ def spc_page(
     frame = api_analytics.monthly(snapshot)
     if frame.height and where.as_of is not None:
         frame = frame.filter(pl.col("as_of") <= where.as_of)
-    present = [m for m in MEASURES if frame.height and m in set(frame["measure"].to_list())]
-    segments = [ALL, *(s for s in SEGMENTS if frame.height and s in set(frame["segment"].to_list()))]
+    found: dict[str, set[str]] = {c: set(frame[c].to_list()) if frame.height else set() for c in ("measure", "segment")}
+    present = [m for m in MEASURES if m in found["measure"]]
+    segments = [ALL, *(s for s in SEGMENTS if s in found["segment"])]
     result = None
     figure = None
     if measure in present:
