@@ -187,7 +187,14 @@ def test_pages_render_with_chart_table_and_figures(viewer: TestClient) -> None:
     )
     page = viewer.get("/inequalities").text
     sii = index["sii"][0]
-    assert (f"{sii:.2f}" if sii is not None else "-") in page and 'id="chart-inequality_core20"' in page
+    assert sii is not None and f"{sii:.2f}" in page and 'id="chart-inequality_core20"' in page
+    core20 = _published(viewer, "agg_inequality").filter(
+        (pl.col("level") == "national")
+        & (pl.col("measure") == "emergency_admissions")
+        & (pl.col("as_of") == latest)
+        & (pl.col("group") == "Core20")
+    )
+    assert f'<td class="nhsuk-table__cell--numeric">{core20["dsr"][0]:,.1f}</td>' in page
 
     # Data: the snapshots and the tables' reconciliation.
     page = viewer.get("/data").text
