@@ -145,6 +145,9 @@ def test_pages_render_with_chart_table_and_figures(viewer: TestClient) -> None:
         chosen = "E92000001" if path == "/inequalities" else "PCN02"
         assert f'<option value="{chosen}" selected>' in page.text  # the geography picker, with the area chosen
         assert "/static/charts/vega-embed.min.js" in page.text
+    assert 'hx-get="/partials/areas"' in page.text  # a new level swaps in its areas
+    options = viewer.get("/partials/areas", params={"level": "pcn"})
+    assert options.status_code == 200 and options.text.count("<option") == 2 and 'value="PCN02"' in options.text
     assert viewer.get("/static/charts/vega-interpreter.min.js").status_code == 200
     assert viewer.get("/static/charts.js").status_code == 200
 

@@ -563,6 +563,14 @@ def data_page(
     return _page(request, principal, "data.html", where, summary=summary, figures=[figure])
 
 
+def area_options(request: Request, _principal: Aggregates, level: Level = "national") -> Response:
+    """The area list of one level as ``<option>`` elements: htmx swaps it in when the level picker changes."""
+    if level not in LEVELS:
+        raise HTTPException(422, f"level must be one of {', '.join(LEVELS)}")
+    choices = request.app.state.phm.store.snapshot().areas.filter(pl.col("level") == level).to_dicts()
+    return templates.TemplateResponse(request, "_area_options.html", {"choices": choices, "area": None})
+
+
 def register(app: FastAPI) -> None:
     """Add the pages to ``app`` as its own routes (so the declaration check and the access tests see them)."""
     for path, endpoint in (
@@ -571,5 +579,6 @@ def register(app: FastAPI) -> None:
         ("/registers", registers_page),
         ("/inequalities", inequalities_page),
         ("/data", data_page),
+        ("/partials/areas", area_options),
     ):
         app.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
