@@ -473,6 +473,27 @@ AGG_FORECAST = Table(
     "Five-year projection of segments, activity and cost.",
 )
 
+AGG_MONTHLY = Table(
+    "agg_monthly",
+    "level x area x as_of x month x segment x measure",
+    (
+        *AREA,
+        *columns(
+            ("as_of", DATE, "the snapshot whose 12-month window holds the month's events (areas and segments then)"),
+            ("month", DATE, "the first day of the calendar month of the events"),
+            ("segment", STR, "all, or a segment of the people at as_of"),
+            (
+                "measure",
+                STR,
+                "emergency_admissions, acsc_emergency_admissions, emergency_bed_days, elective_admissions, "
+                "ae_attendances or outpatient_attendances",
+            ),
+            ("value", INT, "events in the month (bed days: nights of the emergency admissions admitted in it)"),
+        ),
+    ),
+    "Monthly activity by area and segment, the series of the SPC charts ([analytics](analytics.md)).",
+)
+
 # -- data quality -------------------------------------------------------------------------------------------
 QUALITY_MEANINGS = {
     "extract_date": "the extract the checks describe (the ingest's extract date)",
@@ -509,6 +530,7 @@ AGGREGATES = (
     AGG_INEQUALITY,
     AGG_INEQUALITY_INDEX,
     AGG_FORECAST,
+    AGG_MONTHLY,
 )
 """The aggregate tables the analytics stage writes, and all that exports and the report may publish."""
 

@@ -252,6 +252,10 @@ def _row_lines(name: str, frame: pl.DataFrame, ancestry: pl.DataFrame) -> pl.Dat
             parents = frame.filter(pl.col("group_type") == "all")
             parts.append(_pairs(children, parents, ["level", "area_code", "as_of", "measure"], f"group:{group_type}"))
         parts.append(_geography(frame, ancestry, ["as_of", "measure", "group_type", "group"]))
+    elif name == "agg_monthly":
+        children, parents = frame.filter(pl.col("segment") != "all"), frame.filter(pl.col("segment") == "all")
+        parts.append(_pairs(children, parents, ["level", "area_code", "as_of", "month", "measure"], "segment"))
+        parts.append(_geography(frame, ancestry, ["as_of", "month", "segment", "measure"]))
     return pl.concat([p.cast(empty.schema) for p in parts])
 
 
@@ -384,6 +388,8 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
         out["agg_inequality_index"] = frames["agg_inequality_index"]
     if "agg_forecast" in frames:
         out["agg_forecast"] = _protect_forecast(frames["agg_forecast"], policy)
+    if "agg_monthly" in frames:
+        out["agg_monthly"] = _protect_monthly(frames["agg_monthly"], lines["agg_monthly"], policy)
     return {name: frame.drop("_id", strict=False) for name, frame in out.items()}
 
 
@@ -440,6 +446,19 @@ def _activity_counts(
         if inequality_ids is not None:
             events[rows] = published[inequality_ids]
     return activity, events
+
+
+def _protect_monthly(frame: pl.DataFrame, rows: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Monthly event counts: a family of their own (events, not people), protected along the segment lines of
+    each month and across areas, then rounded; a redacted month is null."""
+    family = Cells()
+    keys = [
+        ("monthly", *row)
+        for row in frame.select("level", "area_code", "as_of", "month", "segment", "measure").iter_rows()
+    ]
+    cell = _enrol(family, frame, "value", keys, rows)
+    shown = round_counts(family.values, family.redacted(policy), policy)
+    return frame.with_columns(_counts(shown[cell], "value"))
 
 
 def _transition_cells(people: Cells, frame: pl.DataFrame) -> npt.NDArray[np.int64]:

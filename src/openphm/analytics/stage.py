@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.analytics import aggregates, forecast, inequalities, transitions
+from openphm.analytics import aggregates, forecast, inequalities, monthly, transitions
 from openphm.analytics.settings import load_settings
 from openphm.codes import REGISTER_KINDS
 from openphm.engine import Engine
@@ -21,10 +21,12 @@ from openphm.registers.definitions import definitions
 from openphm.tables import AGGREGATES
 
 OPTIONAL = ("practice", "segment", "activity", "register", "cohort_member")
+EVENTS = monthly.SOURCES
+"""Event tables read only for the monthly series (their absence is the absence of its measures, not noted)."""
 FACTS = "analytics_facts"
 
 
-@stage("analytics", inputs=("population",), optional_inputs=OPTIONAL, outputs=AGGREGATES, facts=(FACTS,))
+@stage("analytics", inputs=("population",), optional_inputs=(*OPTIONAL, *EVENTS), outputs=AGGREGATES, facts=(FACTS,))
 def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Aggregates by geography and dimension, standardised rates and inequality indices, 5-year projections."""
     population = required(tables, "population")
@@ -79,6 +81,7 @@ def analytics(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) ->
             start, counts, base, len(context.as_of) - 1, settings, activity is not None
         )
     out["agg_forecast"] = _with_names(engine, projection, names, forecast.FORECAST_SCHEMA)
+    out["agg_monthly"] = monthly.monthly_aggregates(engine, tables, residents, segment, names, context.as_of)
 
     absent = [t for t in OPTIONAL if tables[t] is None]
     out[FACTS] = engine.frame(

@@ -12,9 +12,11 @@ them in the query itself.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 import narwhals as nw
 import polars as pl
@@ -26,6 +28,8 @@ from openphm.app.accounts import Scope
 from openphm.app.roles import LEVELS
 from openphm.engine import Engine, open_store
 from openphm.ingest.policy import PurposeError, check_output_purpose, store_governance
+
+T = TypeVar("T")
 
 POLICY = "nhs"  # the disclosure policy of everything the application shows (counts 1-7 redacted, rounded to 5)
 
@@ -68,6 +72,7 @@ class StoreReader:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._engine: Engine | None = None
+        self._derived: dict[tuple[str, tuple[int, int]], Any] = {}
 
     def _version(self) -> tuple[int, int]:
         stat = self.store.stat()
@@ -125,6 +130,18 @@ class StoreReader:
         return Snapshot(
             version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()), refused
         )
+
+    def derived(self, name: str, build: Callable[[Engine], T]) -> T:
+        """``build(engine)`` of the current store version, computed once and kept until the store is replaced
+        (e.g. the data page's run log and quality summary: small, and already disclosure-controlled by ``build``)."""
+        with self._lock:
+            snapshot, eng = self._current()
+            key = (name, snapshot.version)
+            if key not in self._derived:
+                self._derived = {k: v for k, v in self._derived.items() if k[1] == snapshot.version}
+                self._derived[key] = build(eng)
+            value: T = self._derived[key]
+            return value
 
     def members(
         self, cohort: str, scopes: tuple[Scope, ...], practice_code: str | None, as_of: date | None

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_MOUNTS = frozenset({"/static"})
-"""Mounted file trees anyone may read: the CSS, scripts and fonts the sign-in page needs. No data lives there."""
+PUBLIC_MOUNTS = frozenset({"/static", "/static/charts"})
+"""Mounted file trees anyone may read: the CSS, scripts and fonts the sign-in page needs, and the vendored chart
+runtime. No data lives there."""
 
 
 class Need(StrEnum):

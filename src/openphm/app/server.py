@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openphm.analytics import AGG_TABLES
-from openphm.app import accounts, audit
+from openphm.app import accounts, api_analytics, audit, pages
 from openphm.app.data import StoreReader
 from openphm.app.db import AuditRow, LoginAttempt, User, now
 from openphm.app.policy import Need, Principal, check_declarations, covers, requires
@@ -34,6 +35,7 @@ from openphm.app.settings import AppSettings, open_db
 from openphm.outputs.safe import neutralise_table
 
 HERE = Path(__file__).parent
+CHARTS_VENDOR = Path(str(files("openphm.charts").joinpath("vendor")))
 log = logging.getLogger("openphm.app")
 
 
@@ -141,6 +143,8 @@ def create_app(settings: AppSettings) -> FastAPI:
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    # The chart runtime the report also inlines (vendored Vega, Vega-Lite, vega-embed, the expression interpreter).
+    app.mount("/static/charts", StaticFiles(directory=CHARTS_VENDOR), name="charts")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     # -- public ----------------------------------------------------------------------------------------------------
@@ -368,6 +372,8 @@ def create_app(settings: AppSettings) -> FastAPI:
         }
         return templates.TemplateResponse(request, "admin.html", context)
 
+    api_analytics.register(app)
+    pages.register(app)
     check_declarations(app)
     return app
 
