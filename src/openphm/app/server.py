@@ -113,6 +113,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     state = State(settings)
     app.state.phm = state
     templates = Jinja2Templates(directory=HERE / "templates")
+    local_accounts = settings.oidc is None or settings.oidc.config.local_accounts
 
     # -- errors and headers --------------------------------------------------------------------------------------
 
@@ -156,7 +157,9 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     def _login(request: Request, message: str | None, status: int) -> Response:
         nonce, token = state.sessions.login_token(request)
-        context = {"message": message, "csrf": token, "principal": None}
+        context = {"message": message, "csrf": token, "principal": None, "local_accounts": local_accounts}
+        if settings.oidc is not None:
+            context["oidc_name"] = settings.oidc.config.display_name
         response = templates.TemplateResponse(request, "login.html", context, status_code=status)
         state.sessions.set_login_cookie(request, response, nonce)
         return response
@@ -169,6 +172,8 @@ def create_app(settings: AppSettings) -> FastAPI:
         csrf_token: Annotated[str, Form(max_length=128)],
     ) -> Response:
         """Sign in with a local account; a session cookie on success, a redirect to the overview."""
+        if not local_accounts:
+            return _login(request, "Local accounts are turned off: use the sign-in service.", 403)
         if not state.sessions.login_token_ok(request, csrf_token):
             return _login(request, "The sign-in form expired. Please try again.", 403)
         client = request.client.host if request.client else "unknown"
@@ -333,7 +338,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         snapshot = state.store.snapshot()
         areas = snapshot.areas
         choices = areas.filter(pl.col("level") == level).to_dicts()
-        code = area_code or (choices[0]["code"] if choices else None)
+        code = _drill(areas, choices, area_code)
         area = next((a for a in choices if a["code"] == code), None)
         if area is None:
             raise HTTPException(404, "no such area")
@@ -368,8 +373,35 @@ def create_app(settings: AppSettings) -> FastAPI:
         }
         return templates.TemplateResponse(request, "admin.html", context)
 
+    if settings.oidc is not None:
+        from openphm.app import oidc
+
+        app.state.oidc = oidc.Provider(settings.oidc, settings.key)
+        oidc.add_routes(app, app.state.oidc, _login)
+
     check_declarations(app)
     return app
+
+
+def _drill(areas: pl.DataFrame, choices: list[dict[str, Any]], area_code: str | None) -> str | None:
+    """The area to show at the chosen level. ``area_code`` itself when it is at that level; when it is an area of
+    another level (the picker's level was changed, its area not yet), the area of the chosen level that contains
+    it, or else the first one within it - so the pickers drill up and down without a script. Otherwise the given
+    code (an unknown area: 404) or, with none, the level's first area."""
+    codes = [a["code"] for a in choices]
+    if area_code is None or area_code in codes:
+        return area_code or (codes[0] if codes else None)
+    parent = dict(zip(areas["code"].to_list(), areas["parent"].to_list(), strict=True))
+
+    def ancestors(code: str | None) -> list[str]:
+        chain: list[str] = []
+        while (code := parent.get(code)) is not None and len(chain) < len(LEVELS):
+            chain.append(code)
+        return chain
+
+    above = next((c for c in ancestors(area_code) if c in codes), None)
+    below = next((c for c in codes if area_code in ancestors(c)), None)
+    return above or below or area_code
 
 
 def _filename(name: str) -> str:
