@@ -178,23 +178,25 @@ def create_app(settings: AppSettings) -> FastAPI:
             return _login(request, "The sign-in form expired. Please try again.", 403)
         client = request.client.host if request.client else "unknown"
         username = username.strip()
+        # The argon2 check (tens of milliseconds of CPU) runs between two short transactions, not inside one:
+        # on SQLite every transaction holds the write lock, and fifty people signing in at once queued behind
+        # each other's hashing past the lock's timeout (benchmarks/app_load.py found it).
         with state.db() as db, db.begin():
-            if state.sessions.locked(db, username, client):
-                db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=False))
-                audit.record(db, username, "sign_in_failed", reason="locked", client=client)
-                outcome = "locked"
-            else:
-                user = db.scalar(sa.select(User).where(User.username == username))
-                ok = accounts.password_matches(user.password_hash if user else None, password)
-                ok = ok and user is not None and not user.disabled
-                db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=ok))
-                if ok and user is not None:
-                    audit.record(db, username, "sign_in", client=client)
-                    response: Response = RedirectResponse("/", status_code=303)
-                    state.sessions.start(db, request, response, user.id)
-                    return response
-                audit.record(db, username, "sign_in_failed", reason="credentials", client=client)
-                outcome = "failed"
+            locked = state.sessions.locked(db, username, client)
+            user = db.scalar(sa.select(User).where(User.username == username))
+        ok = not locked and accounts.password_matches(user.password_hash if user else None, password)
+        ok = ok and user is not None and not user.disabled
+        with state.db() as db, db.begin():
+            if ok and state.sessions.locked(db, username, client):  # failures recorded while we were hashing
+                locked, ok = True, False
+            db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=ok))
+            if ok and user is not None:
+                audit.record(db, username, "sign_in", client=client)
+                response: Response = RedirectResponse("/", status_code=303)
+                state.sessions.start(db, request, response, user.id)
+                return response
+            audit.record(db, username, "sign_in_failed", reason="locked" if locked else "credentials", client=client)
+            outcome = "locked" if locked else "failed"
         if outcome == "locked":
             return _login(request, "Too many failed sign-ins. Try again in 15 minutes.", 429)
         return _login(request, "Wrong user name or password.", 401)
