@@ -166,6 +166,35 @@ def test_every_bad_id_token_is_refused(make_client: Maker, tmp_path: Path, rsa_k
         )
     mock.tamper = None  # the same provider, honest again: the sign-in works
     assert client.get(_callback(client, provider)).status_code == 303
+    # the provider rotates its key: the new key id is looked up in a fresh JWKS once
+    mock.key, mock.kid = new_key(), "test-key-2"
+    assert client.get(_callback(client, provider)).status_code == 303
+
+
+def test_the_subject_column_is_added_without_losing_accounts(tmp_path: Path) -> None:
+    """Migration 0002 on a database made by 0001 with an account in it: the grant survives (a batch copy of
+    ``users`` on SQLite would have cascaded its deletion)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from openphm.app.db import MIGRATIONS, connect
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as con:
+        con.exec_driver_sql("PRAGMA foreign_keys = ON")
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = con
+        command.upgrade(config, "0001")
+        at = "'2026-01-01 00:00:00'"
+        con.exec_driver_sql(f"INSERT INTO users VALUES (1, 'ana', NULL, 0, {at})")
+        con.exec_driver_sql(f"INSERT INTO grants VALUES (1, 1, 'viewer', 'national', 'E92000001', {at})")
+    factory = connect(url)
+    assert accounts.load(factory, "ana").grants == (("viewer", Scope("national", "E92000001")),)
+    accounts.add_user(factory, "bob", "viewer", [], None, oidc_subject="sub-bob")
+    with pytest.raises(accounts.AccountError, match="another account has that OpenID Connect subject"):
+        accounts.add_user(factory, "bob2", "viewer", [], None, oidc_subject="sub-bob")
 
 
 def test_unknown_and_disabled_accounts_are_refused(make_client: Maker, tmp_path: Path, rsa_key: Any) -> None:

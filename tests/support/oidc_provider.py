@@ -43,19 +43,20 @@ class Mock:
     subject: str = "sub-ana"
     claims: dict[str, Any] = field(default_factory=dict)
     tamper: str | None = None
+    kid: str = KID
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     token_requests: int = 0
 
     def jwk(self) -> dict[str, Any]:
         public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
-        return public | {"kid": KID, "use": "sig", "alg": "RS256"}
+        return public | {"kid": self.kid, "use": "sig", "alg": "RS256"}
 
     def id_token(self, nonce: str) -> str:
         at = int(time.time())
         claims = {"iss": ISSUER, "sub": self.subject, "aud": CLIENT_ID, "iat": at, "exp": at + 300, "nonce": nonce}
         claims |= self.claims
         key: Any = self.key
-        algorithm, headers = "RS256", {"kid": KID}
+        algorithm, headers = "RS256", {"kid": self.kid}
         match self.tamper:
             case "signature":
                 key = new_key()  # same kid, another private key
