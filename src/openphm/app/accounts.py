@@ -75,9 +75,18 @@ def password_matches(stored: str | None, password: str) -> bool:
 
 
 def add_user(
-    factory: sessionmaker[Session], username: str, role: str, scopes: list[Scope], password: str, actor: str = "cli"
+    factory: sessionmaker[Session],
+    username: str,
+    role: str,
+    scopes: list[Scope],
+    password: str | None,
+    actor: str = "cli",
+    oidc_subject: str | None = None,
 ) -> Account:
-    """A new local account with ``role`` at each of ``scopes`` (national when none is given)."""
+    """A new account with ``role`` at each of ``scopes`` (national when none is given). It signs in with a
+    password, with OpenID Connect as ``oidc_subject`` (the provider's ``sub``), or both."""
+    if password is None and not oidc_subject:
+        raise AccountError("give a password file, an OpenID Connect subject, or both")
     if role not in ROLES:
         raise AccountError(f"role '{role}' is not one of {', '.join(ROLES)}")
     username = username.strip()
@@ -87,10 +96,15 @@ def add_user(
     with factory() as db, db.begin():
         if db.scalar(sa.select(User.id).where(User.username == username)) is not None:
             raise AccountError(f"user '{username}' exists")
-        user = User(username=username, password_hash=hash_password(password), disabled=False, created_at=now())
+        if oidc_subject and db.scalar(sa.select(User.id).where(User.oidc_subject == oidc_subject)) is not None:
+            raise AccountError("another account has that OpenID Connect subject")
+        hashed = hash_password(password) if password is not None else None
+        user = User(
+            username=username, password_hash=hashed, disabled=False, created_at=now(), oidc_subject=oidc_subject or None
+        )
         db.add(user)
         db.flush()
-        audit.record(db, actor, "user_added", user=username)
+        audit.record(db, actor, "user_added", user=username, oidc=bool(oidc_subject))
         for scope in scopes:
             db.add(Grant(user_id=user.id, role=role, scope_level=scope.level, scope_code=scope.code, created_at=now()))
             audit.record(db, actor, "grant_added", user=username, role=role, scope=str(scope))

@@ -34,6 +34,8 @@ ACTIONS = (
     "person_level_view",
     "person_level_download",
     "purpose_override",
+    "oidc_subject_bound",
+    "grant_removed",
 )
 """Every action the application records."""
 

@@ -37,6 +37,7 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(sa.String(256))  # null for accounts that sign in by OIDC
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
+    oidc_subject: Mapped[str | None] = mapped_column(sa.String(255), unique=True, index=True)  # OIDC `sub` (0002)
 
 
 class Grant(Base):

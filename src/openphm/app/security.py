@@ -36,7 +36,9 @@ CSP = (
 )
 HEADERS = {
     "Content-Security-Policy": CSP,
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" on its own forms (Fetch
+    # standard, "append a request Origin header"), and the cross-site Origin check then refuses sign-out
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",

@@ -115,6 +115,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     state = State(settings)
     app.state.phm = state
     templates = Jinja2Templates(directory=HERE / "templates")
+    local_accounts = settings.oidc is None or settings.oidc.config.local_accounts
 
     # -- errors and headers --------------------------------------------------------------------------------------
 
@@ -160,7 +161,9 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     def _login(request: Request, message: str | None, status: int) -> Response:
         nonce, token = state.sessions.login_token(request)
-        context = {"message": message, "csrf": token, "principal": None}
+        context = {"message": message, "csrf": token, "principal": None, "local_accounts": local_accounts}
+        if settings.oidc is not None:
+            context["oidc_name"] = settings.oidc.config.display_name
         response = templates.TemplateResponse(request, "login.html", context, status_code=status)
         state.sessions.set_login_cookie(request, response, nonce)
         return response
@@ -173,27 +176,31 @@ def create_app(settings: AppSettings) -> FastAPI:
         csrf_token: Annotated[str, Form(max_length=128)],
     ) -> Response:
         """Sign in with a local account; a session cookie on success, a redirect to the overview."""
+        if not local_accounts:
+            return _login(request, "Local accounts are turned off: use the sign-in service.", 403)
         if not state.sessions.login_token_ok(request, csrf_token):
             return _login(request, "The sign-in form expired. Please try again.", 403)
         client = request.client.host if request.client else "unknown"
         username = username.strip()
+        # The argon2 check (tens of milliseconds of CPU) runs between two short transactions, not inside one:
+        # on SQLite every transaction holds the write lock, and fifty people signing in at once queued behind
+        # each other's hashing past the lock's timeout (benchmarks/app_load.py found it).
         with state.db() as db, db.begin():
-            if state.sessions.locked(db, username, client):
-                db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=False))
-                audit.record(db, username, "sign_in_failed", reason="locked", client=client)
-                outcome = "locked"
-            else:
-                user = db.scalar(sa.select(User).where(User.username == username))
-                ok = accounts.password_matches(user.password_hash if user else None, password)
-                ok = ok and user is not None and not user.disabled
-                db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=ok))
-                if ok and user is not None:
-                    audit.record(db, username, "sign_in", client=client)
-                    response: Response = RedirectResponse("/", status_code=303)
-                    state.sessions.start(db, request, response, user.id)
-                    return response
-                audit.record(db, username, "sign_in_failed", reason="credentials", client=client)
-                outcome = "failed"
+            locked = state.sessions.locked(db, username, client)
+            user = db.scalar(sa.select(User).where(User.username == username))
+        ok = not locked and accounts.password_matches(user.password_hash if user else None, password)
+        ok = ok and user is not None and not user.disabled
+        with state.db() as db, db.begin():
+            if ok and state.sessions.locked(db, username, client):  # failures recorded while we were hashing
+                locked, ok = True, False
+            db.add(LoginAttempt(at=now(), username=username, client=client, succeeded=ok))
+            if ok and user is not None:
+                audit.record(db, username, "sign_in", client=client)
+                response: Response = RedirectResponse("/", status_code=303)
+                state.sessions.start(db, request, response, user.id)
+                return response
+            audit.record(db, username, "sign_in_failed", reason="locked" if locked else "credentials", client=client)
+            outcome = "locked" if locked else "failed"
         if outcome == "locked":
             return _login(request, "Too many failed sign-ins. Try again in 15 minutes.", 429)
         return _login(request, "Wrong user name or password.", 401)
@@ -337,7 +344,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         snapshot = state.store.snapshot()
         areas = snapshot.areas
         choices = areas.filter(pl.col("level") == level).to_dicts()
-        code = area_code or (choices[0]["code"] if choices else None)
+        code = _drill(areas, choices, area_code)
         area = next((a for a in choices if a["code"] == code), None)
         if area is None:
             raise HTTPException(404, "no such area")
@@ -374,8 +381,35 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     api_analytics.register(app)
     pages.register(app)
+    if settings.oidc is not None:
+        from openphm.app import oidc
+
+        app.state.oidc = oidc.Provider(settings.oidc, settings.key)
+        oidc.add_routes(app, app.state.oidc, _login)
+
     check_declarations(app)
     return app
+
+
+def _drill(areas: pl.DataFrame, choices: list[dict[str, Any]], area_code: str | None) -> str | None:
+    """The area to show at the chosen level. ``area_code`` itself when it is at that level; when it is an area of
+    another level (the picker's level was changed, its area not yet), the area of the chosen level that contains
+    it, or else the first one within it - so the pickers drill up and down without a script. Otherwise the given
+    code (an unknown area: 404) or, with none, the level's first area."""
+    codes = [a["code"] for a in choices]
+    if area_code is None or area_code in codes:
+        return area_code or (codes[0] if codes else None)
+    parent = dict(zip(areas["code"].to_list(), areas["parent"].to_list(), strict=True))
+
+    def ancestors(code: str | None) -> list[str]:
+        chain: list[str] = []
+        while (code := parent.get(code)) is not None and len(chain) < len(LEVELS):
+            chain.append(code)
+        return chain
+
+    above = next((c for c in ancestors(area_code) if c in codes), None)
+    below = next((c for c in codes if area_code in ancestors(c)), None)
+    return above or below or area_code
 
 
 def _filename(name: str) -> str:

@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from openphm.app.db import connect, default_url
 from openphm.app.security import Limits
 from openphm.errors import OpenPHMError
+
+if TYPE_CHECKING:
+    from openphm.app.oidc import OidcSettings
 
 
 class AppError(OpenPHMError):
@@ -29,6 +33,8 @@ class AppSettings:
     allow_purpose_mismatch: bool = False
     """Serve planning aggregates from a store ingested for a purpose that removed fewer opt-outs (audited)."""
     limits: Limits = field(default_factory=Limits)
+    oidc: OidcSettings | None = None
+    """Sign-in with OpenID Connect (``phm serve --oidc-config``); None: local accounts only."""
 
 
 def app_db_url(store: Path, app_db: str | None) -> str:

@@ -14,6 +14,8 @@ from openphm.cli.common import Engine, Store, app, console, errors, reporting
 if TYPE_CHECKING:  # the app's dependencies are optional: imported only when the app runs
     from sqlalchemy.orm import Session, sessionmaker
 
+    from openphm.app.oidc import OidcSettings
+
 users_app = typer.Typer(help="Manage the application's local accounts and their grants.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check the application's audit log.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -90,6 +92,10 @@ def serve(
         ),
     ] = False,
     engine: Engine = "duckdb",
+    oidc_config: Annotated[
+        Path | None,
+        typer.Option(help="YAML settings for sign-in with OpenID Connect (CIS2, Entra ID); see docs/app.md."),
+    ] = None,
 ) -> None:
     """Serve the web application and its JSON API over the store (read-only)."""
     require_app()
@@ -110,6 +116,7 @@ def serve(
             engine=engine,
             behind_tls_proxy=behind_tls_proxy,
             allow_purpose_mismatch=allow_purpose_mismatch,
+            oidc=_oidc(oidc_config),
         )
         application = create_app(settings)
     console.print(f"openphm on http://{host}:{port}/ (store {store}); Ctrl+C stops it.")
@@ -124,28 +131,42 @@ def serve(
     )
 
 
+def _oidc(path: Path | None) -> OidcSettings | None:
+    from openphm.app.oidc import load_config
+
+    return load_config(path) if path is not None else None
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="The user name to sign in with.")],
     store: Store,
     role: Annotated[str, typer.Option(help="viewer, analyst or admin.")],
-    password_file: Annotated[Path, typer.Option(help="A file holding the password (at least 12 characters).")],
+    password_file: Annotated[
+        Path | None, typer.Option(help="A file holding the password (at least 12 characters).")
+    ] = None,
     scope: Annotated[
         list[str] | None,
         typer.Option(help="LEVEL:CODE the role applies within, e.g. practice:A81001 (repeat; default national)."),
     ] = None,
+    oidc_subject: Annotated[
+        str | None,
+        typer.Option(help="The OpenID Connect provider's subject ('sub') of this person: they sign in there."),
+    ] = None,
     app_db: AppDb = None,
 ) -> None:
-    """Add a local account with a role at one or more scopes."""
+    """Add an account with a role at one or more scopes: a password, an OpenID Connect subject, or both."""
     from openphm.app import accounts
 
     with reporting():
-        try:
-            password = password_file.read_text().strip()
-        except OSError as exc:
-            raise accounts.AccountError(f"--password-file: cannot read {password_file} ({exc.strerror})") from None
+        password = None
+        if password_file is not None:
+            try:
+                password = password_file.read_text().strip()
+            except OSError as exc:
+                raise accounts.AccountError(f"--password-file: cannot read {password_file} ({exc.strerror})") from None
         scopes = [accounts.Scope.parse(s) for s in scope or []]
-        account = accounts.add_user(_db(store, app_db), name, role, scopes, password)
+        account = accounts.add_user(_db(store, app_db), name, role, scopes, password, oidc_subject=oidc_subject)
     console.print(f"added {account.username}: " + "; ".join(f"{r} at {s}" for r, s in account.grants))
 
 
