@@ -32,7 +32,7 @@ from tests.support.app import HIERARCHY, PASSWORD, settings
 from tests.support.report import ARGS, CHROMIUM
 
 AXE = Path(__file__).parents[1] / "data" / "axe" / "axe.min.js"
-CHARTS = "figure.chart, [data-chart], .vega-embed"  # the containers a Vega chart draws into
+CHARTS = ".app-chart__plot, figure.chart, [data-chart]"  # the containers a Vega chart draws into
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
@@ -130,8 +130,8 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
             context = browser.new_context(base_url=served, accept_downloads=True)
             context.route("**/*", route)
             page = context.new_page()
-            page.on("console", lambda m: watch.errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: watch.errors.append(str(e)))
+            page.on("console", lambda m: watch.errors.append(f"{page.url}: {m.text} at {m.location}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: watch.errors.append(f"{page.url}: {e}"))
 
             # sign in through the form
             page.goto("/login")
@@ -155,6 +155,14 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
                 assert page.url.startswith(served + href), f"{href} went to {page.url}"
                 charts += _charts_drawn(page)
                 violations += _scan(page, axe)
+
+            assert charts >= 10, f"only {charts} charts drawn on the pages the navigation links to"
+
+            # the SPC page draws its limits and says so in words
+            page.goto("/spc")
+            assert _charts_drawn(page) >= 1
+            assert "Process limits" in page.inner_text("main")
+            assert page.eval_on_selector_all(".app-chart__plot svg path, .app-chart__plot svg line", "e => e.length") > 3
 
             # national -> region -> ICB (the second) -> sub-ICB -> PCN -> practice, with the pickers alone
             page.goto("/")

@@ -9,7 +9,8 @@
     expr: window.vegaInterpreter.expressionInterpreter,
     renderer: "svg",
     actions: false,
-    defaultStyle: false /* vega-embed would add a <style> element, which the CSP refuses: app.css styles it */
+    defaultStyle: false, /* vega-embed would add a <style> element, which the CSP refuses: app.css styles it */
+    tooltip: { disableDefaultStyle: true } /* so would its tooltip handler (vega-tooltip): app.css styles that too */
   };
   document.querySelectorAll(".app-chart__plot[data-spec]").forEach(function (target) {
     var blob = document.getElementById(target.getAttribute("data-spec"));
