@@ -130,7 +130,10 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
             context = browser.new_context(base_url=served, accept_downloads=True)
             context.route("**/*", route)
             page = context.new_page()
-            page.on("console", lambda m: watch.errors.append(f"{page.url}: {m.text} at {m.location}") if m.type == "error" else None)
+            page.on(
+                "console",
+                lambda m: watch.errors.append(f"{page.url}: {m.text} at {m.location}") if m.type == "error" else None,
+            )
             page.on("pageerror", lambda e: watch.errors.append(f"{page.url}: {e}"))
 
             # sign in through the form
@@ -162,7 +165,8 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
             page.goto("/spc")
             assert _charts_drawn(page) >= 1
             assert "Process limits" in page.inner_text("main")
-            assert page.eval_on_selector_all(".app-chart__plot svg path, .app-chart__plot svg line", "e => e.length") > 3
+            marks = ".app-chart__plot svg path, .app-chart__plot svg line"
+            assert page.eval_on_selector_all(marks, "e => e.length") > 3
 
             # national -> region -> ICB (the second) -> sub-ICB -> PCN -> practice, with the pickers alone
             page.goto("/")
