@@ -34,6 +34,14 @@ ACTIONS = (
     "person_level_view",
     "person_level_download",
     "purpose_override",
+    "reidentification_requested",
+    "reidentification_approved",
+    "reidentification_refused",
+    "reidentification_download",
+    "reidentification_closed",
+    "reidentification_expired",
+    "reidentification_command",
+    "person_view",
 )
 """Every action the application records."""
 

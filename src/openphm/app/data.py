@@ -6,15 +6,18 @@ computed once per store version and kept; a new version (``phm run`` swaps the s
 has a new inode and modification time, so the next request sees it without a restart.
 
 Person-level rows are read only through :meth:`StoreReader.members`, which takes the caller's scopes and puts
-them in the query itself.
+them in the query itself, and through :meth:`StoreReader.direct_care`, which runs :mod:`openphm.reidentify`'s
+functions (a practice's own matched list, one person's view) after the direct-care routes checked the scope.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import narwhals as nw
 import polars as pl
@@ -27,6 +30,7 @@ from openphm.app.roles import LEVELS
 from openphm.engine import Engine, open_store
 from openphm.ingest.policy import PurposeError, check_output_purpose, store_governance
 
+T = TypeVar("T")
 POLICY = "nhs"  # the disclosure policy of everything the application shows (counts 1-7 redacted, rounded to 5)
 
 MEMBER_COLUMNS = (
@@ -125,6 +129,11 @@ class StoreReader:
         return Snapshot(
             version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()), refused
         )
+
+    def direct_care(self, read: Callable[[Engine], T]) -> T:
+        """``read`` on the current store's engine, under the lock (the shared connection is not thread-safe)."""
+        with self._lock:
+            return read(self._current()[1])
 
     def members(
         self, cohort: str, scopes: tuple[Scope, ...], practice_code: str | None, as_of: date | None

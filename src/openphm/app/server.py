@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openphm.analytics import AGG_TABLES
-from openphm.app import accounts, audit
+from openphm.app import accounts, audit, direct_care, person
 from openphm.app.data import StoreReader
 from openphm.app.db import AuditRow, LoginAttempt, User, now
 from openphm.app.policy import Need, Principal, check_declarations, covers, requires
@@ -49,6 +49,8 @@ class State:
         if settings.allow_purpose_mismatch:
             with self.db() as db, db.begin():
                 audit.record(db, "system", "purpose_override", store=settings.store.name)
+        with self.db() as db, db.begin():
+            direct_care.expire(db)  # lists whose requests expired while the server was down are destroyed now
 
 
 # -- response models (the OpenAPI description) -------------------------------------------------------------------
@@ -368,6 +370,8 @@ def create_app(settings: AppSettings) -> FastAPI:
         }
         return templates.TemplateResponse(request, "admin.html", context)
 
+    direct_care.register(app)
+    person.register(app, templates)
     check_declarations(app)
     return app
 
