@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,9 +70,10 @@ def _people(client: TestClient) -> dict[str, TestClient]:
 
 
 def _numbers(text: str, candidates: set[str]) -> set[str]:
-    """Which of ``candidates`` appear in ``text`` (with or without the spaces GP systems print)."""
-    flat = text.replace(" ", "")
-    return {n for n in candidates if n in flat}
+    """Which of ``candidates`` appear in ``text`` (with or without the spaces GP systems print): every ten-digit
+    window of every run of digits, intersected with the candidates (one pass, however many candidates)."""
+    windows = {run[i : i + 10] for run in re.findall(r"\d{10,}", text.replace(" ", "")) for i in range(len(run) - 9)}
+    return windows & candidates
 
 
 def _worklist(response: Any) -> list[dict[str, str]]:
@@ -143,6 +145,11 @@ def test_the_reidentification_matrix(client: TestClient, app_store: Path, cohort
     assert bad[0] == 422 and not _numbers(json.dumps(bad[1]), everyone)
     typed = submit(cli1, cohort, "SYN00001", csv_list(own), purpose=f"Call back {own[0]} today please")
     assert typed[0] == 422 and not _numbers(json.dumps(typed[1]), everyone)
+    # a multipart body must carry the CSRF token in the header: a form field is not read (nor the body parsed)
+    token = cli1.get("/api/me").json()["csrf_token"]
+    fields = {"cohort": cohort, "practice_code": "SYN00001", "purpose": "Frailty clinic", "csrf_token": token}
+    no_header = cli1.post("/api/reidentification", data=fields, files={"list": ("l.csv", csv_list(own), "text/csv")})
+    assert no_header.status_code == 403 and no_header.json() == {"message": "missing or wrong CSRF token"}
     # the analyst and the approver may not request
     assert submit(ana, cohort, "SYN00001", csv_list(own))[0] == 403
     assert submit(apr1, cohort, "SYN00001", csv_list(own))[0] == 403
