@@ -50,8 +50,6 @@ def test_person_view_pseudonymised_identified_and_refused(
 
     identified = people["cli1"].get(link.replace("/people/", "/api/people/")).json()
     assert identified["nhs_number"] == number and identified["practice_code"] == "SYN00001"
-    page = people["cli1"].get(link)
-    assert page.status_code == 200 and f"{number[:3]} {number[3:6]} {number[6:]}" in page.text
 
     # the analyst of the practice sees the same person without the number
     analyst_links = people["ana"].get("/api/person-links", params={"cohort": cohort}).json()
@@ -62,8 +60,7 @@ def test_person_view_pseudonymised_identified_and_refused(
         k: v for k, v in identified.items() if k not in {"nhs_number", "pseudonymised"}
     }
     assert seen["segments"] and seen["timeline"]["total"] > 0
-    analyst_page = people["ana"].get(mine)
-    assert analyst_page.status_code == 200 and number not in analyst_page.text.replace(" ", "")
+    assert number not in json.dumps(seen)  # (the pages themselves: tests/app/test_direct_care_browser.py)
 
     # another user's link opens nothing; an analyst elsewhere gets no links to this practice
     assert people["far"].get(mine).status_code == 404
@@ -78,5 +75,5 @@ def test_person_view_pseudonymised_identified_and_refused(
         rows = list(db.execute(sa.select(AuditRow).order_by(AuditRow.id)).scalars())
         views = [json.loads(r.detail) for r in rows if r.action == "person_view"]
         text = " ".join(r.detail for r in rows)
-    assert [v["identified"] for v in views] == [True, True, False, False]
+    assert [v["identified"] for v in views] == [True, False]
     assert person not in text and number not in text
