@@ -67,6 +67,9 @@ class NhsList:
     submitted: int
     invalid: int
 
+    def __repr__(self) -> str:  # never show the numbers, even in a traceback or a debugger
+        return f"NhsList(submitted={self.submitted}, invalid={self.invalid}, valid={len(self.numbers)})"
+
 
 @dataclass(frozen=True)
 class Match:
@@ -91,19 +94,22 @@ def check_purpose(text: str) -> str:
 
 
 def read_list(data: bytes) -> NhsList:
-    """The NHS numbers of a practice's list: a CSV with a column ``nhs_number``, or one column with or without a
-    header. Spaces inside a number are allowed ('943 476 5919'); blank lines are skipped. A problem is one line
-    that never quotes the file."""
+    """The NHS numbers of a practice's list: a CSV with a column ``nhs_number`` (or ``NHS Number``), or one column
+    with or without a header. Spaces inside a number are allowed ('943 476 5919'); blank lines are skipped. A
+    problem is one line that never quotes the file."""
     if len(data) > MAX_LIST_BYTES:
         raise InputError(f"the list is larger than {MAX_LIST_BYTES // (1024 * 1024)} MB")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError("the list is not UTF-8 text (export it as CSV)") from None
-    rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
+    except csv.Error:
+        raise InputError("the list is not a readable CSV file") from None
     if not rows:
         raise InputError("the list is empty")
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower().replace(" ", "_") for cell in rows[0]]  # 'NHS Number', as GP systems head it
     if HEADER in header:
         column, body = header.index(HEADER), rows[1:]
     elif len(header) == 1:
