@@ -21,7 +21,7 @@ def test_invalid_numbers_are_counted_as_the_nhs_number_package_counts_them() -> 
     assert 100 < len(valid) < 2000
     assert parsed.submitted == 2000 and parsed.invalid == 2000 - len(valid)
     assert parsed.numbers == tuple(dict.fromkeys(valid))
-    assert "9" not in repr(parsed)  # the repr carries counts only
+    assert not any(v in repr(parsed) for v in values)  # the repr carries counts only
 
 
 @pytest.mark.parametrize(
