@@ -62,3 +62,24 @@ def test_phm_reidentify_end_to_end(app_store: Path, tmp_path: Path, cohort: str)
     args[args.index("--out") + 1] = str(tmp_path / "other.csv")
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 2 and own[0] not in refused.output and "identifier" in refused.output
+
+
+def test_phm_serve_takes_the_pseudonymisation_key_with_ingest_checks(app_store: Path, tmp_path: Path) -> None:
+    """``--key-file`` is the pseudonymisation key (the ingest's checks); ``--secret-file`` signs the forms."""
+    shared = tmp_path / "shared.key"
+    shared.write_bytes((app_store.parent / "phm.key").read_bytes())
+    shared.chmod(0o644)
+    short = tmp_path / "short.key"
+    short.write_text("abc123")
+    short.chmod(0o600)
+    secret = tmp_path / "secret"
+    secret.write_text("s" * 40)
+    base = ["serve", "--store", str(app_store), "--app-db", f"sqlite:///{tmp_path / 'app.sqlite'}"]
+    for key, message in ((shared, "other users may read"), (short, "fewer than 256")):
+        result = CliRunner().invoke(cli, [*base, "--secret-file", str(secret), "--key-file", str(key)])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "abc123" not in result.output and shared.read_text().strip() not in result.output
+    weak = tmp_path / "weak-secret"
+    weak.write_text("short")
+    result = CliRunner().invoke(cli, [*base, "--secret-file", str(weak)])
+    assert result.exit_code == 2 and "--secret-file" in result.output
