@@ -4,7 +4,8 @@
 - docs/cli.md from the Typer application (via Typer's own ``utils docs``);
 - docs/conditions.md from the code list manifests;
 - docs/tables.md from the declared output tables (openphm.tables) and the stage list.
-- docs/schemas/<kind>.schema.json, the JSON Schema of each content file kind, from the loaders' models.
+- docs/schemas/<kind>.schema.json, the JSON Schema of each content file kind, from the loaders' models;
+- docs/fhir/openphm-codesystem.json (and its copy in the package), the FHIR CodeSystem of the explanations.
 A test fails when any of them is out of date.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from openphm.codes.docs import render as render_conditions
 from openphm.content.schemas import FILE_KINDS, json_schema
 from openphm.contract.docs import render
+from openphm.explanations import CODESYSTEM_FILE, codesystem_json
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -78,7 +80,12 @@ def main() -> None:
     schemas.mkdir(exist_ok=True)
     for kind in FILE_KINDS:
         (schemas / f"{kind}.schema.json").write_text(json_schema(kind), encoding="utf-8")
-    print(f"written input-contract.md, cli.md, conditions.md, tables.md and schemas/ in {DOCS}")
+    # The FHIR CodeSystem of direct care's write-back: in the package (served) and in the docs (published).
+    codes = codesystem_json()
+    (DOCS.parent / "src" / "openphm" / "content" / "explanations" / CODESYSTEM_FILE).write_text(codes, encoding="utf-8")
+    (DOCS / "fhir").mkdir(exist_ok=True)
+    (DOCS / "fhir" / CODESYSTEM_FILE).write_text(codes, encoding="utf-8")
+    print(f"written input-contract.md, cli.md, conditions.md, tables.md, schemas/ and fhir/ in {DOCS}")
 
 
 if __name__ == "__main__":

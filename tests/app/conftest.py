@@ -2,7 +2,8 @@
 PostgreSQL, and signed-in clients.
 
 The store: 2,000 synthetic people in four practices, re-parented into two PCNs, two sub-ICBs and two ICBs of one
-region, so every scope level has an inside and an outside.
+region, so every scope level has an inside and an outside. Its pseudonymisation key is kept beside it (``phm.key``, mode
+600) and its source files in ``source/``, so the direct-care tests know the real NHS numbers of its members.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ def app_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         columns[f"{level}_name"] = [f"{level} {HIERARCHY[c][i]}" for c in codes]
     pacsv.write_csv(pa.table(columns), practice_csv)
     store = folder / "phm.duckdb"
-    api.ingest(folder / "source", store, key=api.new_key(), extract_date=synthetic.extract_date)
+    key = api.new_key()
+    (folder / "phm.key").write_bytes(key)
+    (folder / "phm.key").chmod(0o600)
+    api.ingest(folder / "source", store, key=key, extract_date=synthetic.extract_date)
     api.run(store)
     return store
 

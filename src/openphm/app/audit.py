@@ -36,6 +36,14 @@ ACTIONS = (
     "purpose_override",
     "oidc_subject_bound",
     "grant_removed",
+    "reidentification_requested",
+    "reidentification_approved",
+    "reidentification_refused",
+    "reidentification_download",
+    "reidentification_closed",
+    "reidentification_expired",
+    "reidentification_command",
+    "person_view",
 )
 """Every action the application records."""
 

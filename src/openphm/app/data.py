@@ -6,7 +6,8 @@ computed once per store version and kept; a new version (``phm run`` swaps the s
 has a new inode and modification time, so the next request sees it without a restart.
 
 Person-level rows are read only through :meth:`StoreReader.members`, which takes the caller's scopes and puts
-them in the query itself.
+them in the query itself, and through :meth:`StoreReader.direct_care`, which runs :mod:`openphm.reidentify`'s
+functions (a practice's own matched list, one person's view) after the direct-care routes checked the scope.
 """
 
 from __future__ import annotations
@@ -142,6 +143,11 @@ class StoreReader:
                 self._derived[key] = build(eng)
             value: T = self._derived[key]
             return value
+
+    def direct_care(self, read: Callable[[Engine], T]) -> T:
+        """``read`` on the current store's engine, under the lock (the shared connection is not thread-safe)."""
+        with self._lock:
+            return read(self._current()[1])
 
     def members(
         self, cohort: str, scopes: tuple[Scope, ...], practice_code: str | None, as_of: date | None

@@ -1,4 +1,5 @@
-"""The application database: users, grants, sessions, sign-in attempts and the audit chain.
+"""The application database: users, grants, sessions, sign-in attempts, the audit chain and re-identification
+requests (their matched lists encrypted, and deleted when a request closes or expires).
 
 SQLAlchemy 2 models over SQLite (default, a file beside the store) or PostgreSQL (``postgresql+psycopg://...``).
 The schema is owned by the Alembic migrations in ``migrations/``; :func:`connect` applies them at start, so a
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -91,6 +92,39 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     last_id: Mapped[int]
     last_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class Reidentification(Base):
+    """A clinician's request to re-identify the matched members of their practice's own list (no NHS number:
+    the matched pairs live encrypted in :class:`ReidentificationList` until the request closes or expires)."""
+
+    __tablename__ = "reidentification"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requester_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    cohort: Mapped[str] = mapped_column(sa.String(128))
+    practice_code: Mapped[str] = mapped_column(sa.String(32))
+    purpose: Mapped[str] = mapped_column(sa.Text)
+    as_of: Mapped[date]
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)  # pending, approved, refused, closed, expired
+    submitted: Mapped[int]
+    invalid: Mapped[int]
+    matched: Mapped[int]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class ReidentificationList(Base):
+    """The matched (pseudonym -> NHS number) pairs of one request: AES-GCM ciphertext under a key derived for
+    this request alone (:mod:`openphm.app.sealed`). The row is deleted on close, refusal and expiry."""
+
+    __tablename__ = "reidentification_list"
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("reidentification.id", ondelete="CASCADE"), primary_key=True)
+    salt: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    nonce: Mapped[bytes] = mapped_column(sa.LargeBinary(12))
+    ciphertext: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 def default_url(store: Path) -> str:

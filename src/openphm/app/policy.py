@@ -9,7 +9,13 @@ refused when the app is built (:func:`check_declarations`), so nothing is reacha
   so every area is visible;
 - ``PERSON_LEVEL``: a grant whose role allows pseudonymised person-level rows; the rows are then limited to the
   grants' scopes by :meth:`Principal.person_scopes`, which the data layer applies on every query;
-- ``ADMINISTER``: a grant whose role allows managing users, grants and the audit log.
+- ``ADMINISTER``: a grant whose role allows managing users, grants and the audit log;
+- ``REIDENTIFY`` / ``APPROVE``: a grant whose role may ask for, or decide, the re-identification of a practice's
+  own list (``clinician``, ``approver``), and a server started with the pseudonymisation key: without it these
+  routes answer 403 "re-identification is disabled". Which practice a grant covers is checked with
+  :meth:`Principal.scopes_for` and :func:`covers` in :mod:`openphm.app.direct_care`, for the request's practice;
+- ``PERSON_VIEW``: the person view: a grant allowing person-level rows or re-identification; the person's
+  practice must lie within that grant's scope (:mod:`openphm.app.person`).
 
 A state-changing request (anything but GET, HEAD, OPTIONS) must also carry the session's CSRF token: the
 ``X-CSRF-Token`` header (API) or a ``csrf_token`` form field (pages).
@@ -45,13 +51,23 @@ class Need(StrEnum):
     AGGREGATES = "aggregates"
     PERSON_LEVEL = "person_level"
     ADMINISTER = "administer"
+    REIDENTIFY = "reidentify"
+    APPROVE = "approve"
+    PERSON_VIEW = "person_view"
 
 
 _PERMISSION = {
-    Need.AGGREGATES: Permission.AGGREGATES,
-    Need.PERSON_LEVEL: Permission.PERSON_LEVEL,
-    Need.ADMINISTER: Permission.ADMINISTER,
+    Need.AGGREGATES: (Permission.AGGREGATES,),
+    Need.PERSON_LEVEL: (Permission.PERSON_LEVEL,),
+    Need.ADMINISTER: (Permission.ADMINISTER,),
+    Need.REIDENTIFY: (Permission.REIDENTIFY,),
+    Need.APPROVE: (Permission.APPROVE,),
+    Need.PERSON_VIEW: (Permission.PERSON_LEVEL, Permission.REIDENTIFY),
 }
+"""The permissions that satisfy each need (any one of them)."""
+NEEDS_KEY = frozenset({Need.REIDENTIFY, Need.APPROVE})
+"""Needs that exist only on a server holding the pseudonymisation key."""
+DISABLED = "re-identification is disabled: this server was started without the pseudonymisation key (--key-file)"
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,11 @@ class Principal:
 
     def person_scopes(self) -> tuple[Scope, ...]:
         """The areas within which this user may see person-level rows (empty: none)."""
-        return tuple(scope for role, scope in self.grants if Permission.PERSON_LEVEL in permissions(role))
+        return self.scopes_for(Permission.PERSON_LEVEL)
+
+    def scopes_for(self, permission: Permission) -> tuple[Scope, ...]:
+        """The areas within which this user holds ``permission`` (empty: none)."""
+        return tuple(scope for role, scope in self.grants if permission in permissions(role))
 
 
 def covers(scopes: tuple[Scope, ...], area: Mapping[str, str | None]) -> bool:
@@ -93,8 +113,10 @@ class Access:
             raise HTTPException(401, "sign in first")
         if request.method not in SAFE_METHODS:
             await check_csrf(request, principal.csrf_token)
-        permission = _PERMISSION.get(self.need)
-        if permission is not None and not principal.can(permission):
+        if self.need in NEEDS_KEY and state.settings.pseudonymisation_key is None:
+            raise HTTPException(403, DISABLED)
+        allowed = _PERMISSION.get(self.need)
+        if allowed is not None and not any(principal.can(p) for p in allowed):
             raise HTTPException(403, "your role does not allow this")
         request.state.principal = principal
         return principal
@@ -106,9 +128,7 @@ async def check_csrf(request: Request, expected: str) -> None:
     if origin and origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}":
         raise HTTPException(403, "cross-site request refused")
     sent = request.headers.get("x-csrf-token")
-    if sent is None and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
+    if sent is None and request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         value = (await request.form()).get("csrf_token")
         sent = value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent, expected):

@@ -1,7 +1,7 @@
 """Roles, what each may do, and the geography levels a grant is scoped to.
 
-A role is a name with a set of permissions. Adding a role (``clinician``, ``approver`` next) is one entry in
-:data:`ROLES` and the code that checks its new permission: grants store the role as text, so no migration is needed.
+A role is a name with a set of permissions. Adding a role is one entry in :data:`ROLES` and the code that checks
+its new permission: grants store the role as text, so no migration is needed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ class Permission(StrEnum):
     AGGREGATES = "aggregates"  # disclosure-controlled statistics of any area
     PERSON_LEVEL = "person_level"  # pseudonymised person-level rows, within the grant's scope
     ADMINISTER = "administer"  # users, grants and the audit log
+    REIDENTIFY = "reidentify"  # ask to re-identify the practice's own list; identified worklists and person views
+    APPROVE = "approve"  # approve or refuse others' re-identification requests within the grant's scope
 
 
 ROLES: dict[str, frozenset[Permission]] = {
@@ -26,6 +28,10 @@ ROLES: dict[str, frozenset[Permission]] = {
     "analyst": frozenset({Permission.AGGREGATES, Permission.PERSON_LEVEL}),
     # An administrator manages accounts; seeing people needs an analyst grant as well (separation of duties).
     "admin": frozenset({Permission.AGGREGATES, Permission.ADMINISTER}),
+    # Direct care (docs/direct-care.md): a clinician of a practice or PCN, and the information governance or
+    # Caldicott role that approves its requests. Neither sees pseudonymised person-level lists by this role.
+    "clinician": frozenset({Permission.AGGREGATES, Permission.REIDENTIFY}),
+    "approver": frozenset({Permission.AGGREGATES, Permission.APPROVE}),
 }
 
 

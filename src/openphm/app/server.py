@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openphm.analytics import AGG_TABLES
-from openphm.app import accounts, api_analytics, audit, pages
+from openphm.app import accounts, api_analytics, audit, direct_care, pages, person
 from openphm.app.data import StoreReader
 from openphm.app.db import AuditRow, LoginAttempt, User, now
 from openphm.app.policy import Need, Principal, check_declarations, covers, requires
@@ -51,6 +51,8 @@ class State:
         if settings.allow_purpose_mismatch:
             with self.db() as db, db.begin():
                 audit.record(db, "system", "purpose_override", store=settings.store.name)
+        with self.db() as db, db.begin():
+            direct_care.expire(db)  # lists whose requests expired while the server was down are destroyed now
 
 
 # -- response models (the OpenAPI description) -------------------------------------------------------------------
@@ -387,6 +389,8 @@ def create_app(settings: AppSettings) -> FastAPI:
         app.state.oidc = oidc.Provider(settings.oidc, settings.key)
         oidc.add_routes(app, app.state.oidc, _login)
 
+    direct_care.register(app)
+    person.register(app, templates)
     check_declarations(app)
     return app
 

@@ -1,4 +1,5 @@
-"""How one ``phm serve`` is configured: the store, the app database, the signing key and the limits."""
+"""How one ``phm serve`` is configured: the store, the app database, the signing secret, the pseudonymisation key
+(re-identification for direct care, off without it) and the limits."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ class AppSettings:
     behind_tls_proxy: bool = False
     allow_purpose_mismatch: bool = False
     """Serve planning aggregates from a store ingested for a purpose that removed fewer opt-outs (audited)."""
+    pseudonymisation_key: bytes | None = None
+    """The store's pseudonymisation key (``phm serve --key-file``): without it every re-identification route is
+    refused as disabled, so a server that only publishes aggregates never holds the means to re-identify."""
+    fhir_writeback: bool = False
+    """Offer the FHIR Observation bundle of an approved re-identification (``phm serve --fhir-writeback``)."""
+    reidentification_days: int = 7
+    """How long a re-identification request (and its encrypted list) lives before it is destroyed."""
     limits: Limits = field(default_factory=Limits)
     oidc: OidcSettings | None = None
     """Sign-in with OpenID Connect (``phm serve --oidc-config``); None: local accounts only."""
@@ -46,10 +54,12 @@ def app_db_url(store: Path, app_db: str | None) -> str:
     return default_url(store)
 
 
-def load_key(path: Path | None, store: Path) -> bytes:
-    """The key that signs CSRF tokens: ``--key-file``, else ``<store>.app-key`` (created, mode 600, if absent).
+def load_secret(path: Path | None, store: Path) -> bytes:
+    """The secret that signs CSRF tokens and person-view links: ``--secret-file``, else ``<store>.app-key``
+    (created, mode 600, if absent).
 
-    It is not the pseudonymisation key, and losing it only signs everyone out of their forms."""
+    It is not the pseudonymisation key (that is ``--key-file``), and losing it only signs everyone out of their
+    forms."""
     path = path or store.with_name(store.name + ".app-key")
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -58,9 +68,9 @@ def load_key(path: Path | None, store: Path) -> bytes:
     try:
         key = path.read_text().strip().encode()
     except OSError as exc:
-        raise AppError(f"--key-file: cannot read {path} ({exc.strerror})") from None
+        raise AppError(f"--secret-file: cannot read {path} ({exc.strerror})") from None
     if len(key) < 32:
-        raise AppError(f"--key-file: {path} holds fewer than 32 characters")
+        raise AppError(f"--secret-file: {path} holds fewer than 32 characters")
     return key
 
 

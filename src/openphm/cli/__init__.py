@@ -6,7 +6,7 @@ pipeline, builds the command and orders its help.
 
 # isort: off
 from openphm.cli import core, importers, link, quality, synth, segments, risk, qrisk3, model, cohorts  # noqa: F401
-from openphm.cli import analytics, report, serve  # noqa: F401
+from openphm.cli import analytics, report, serve, direct_care  # noqa: F401
 from openphm.cli.common import app
 
 # isort: on

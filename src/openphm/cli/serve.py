@@ -77,10 +77,21 @@ def serve(
     app_db: AppDb = None,
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    key_file: Annotated[
+    secret_file: Annotated[
         Path | None,
         typer.Option(help="Secret that signs CSRF tokens (default: <store>.app-key, created with mode 600)."),
     ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The store's pseudonymisation key, as phm ingest takes it: enables re-identification for direct "
+            "care (docs/direct-care.md). Without it every re-identification route answers that it is disabled."
+        ),
+    ] = None,
+    fhir_writeback: Annotated[
+        bool,
+        typer.Option("--fhir-writeback", help="Offer approved worklists as FHIR R4 Observation bundles as well."),
+    ] = False,
     behind_tls_proxy: Annotated[
         bool, typer.Option(help="Trust X-Forwarded-* from the proxy and mark cookies Secure.")
     ] = False,
@@ -102,7 +113,8 @@ def serve(
     import uvicorn
 
     from openphm.app.server import create_app
-    from openphm.app.settings import AppSettings, app_db_url, load_key
+    from openphm.app.settings import AppSettings, app_db_url, load_secret
+    from openphm.ingest.pseudonymise import load_key
 
     with reporting():
         if not store.exists():
@@ -112,7 +124,9 @@ def serve(
         settings = AppSettings(
             store=store,
             app_db=app_db_url(store, app_db),
-            key=load_key(key_file, store),
+            key=load_secret(secret_file, store),
+            pseudonymisation_key=None if key_file is None else load_key(key_file),
+            fhir_writeback=fhir_writeback,
             engine=engine,
             behind_tls_proxy=behind_tls_proxy,
             allow_purpose_mismatch=allow_purpose_mismatch,
@@ -141,7 +155,7 @@ def _oidc(path: Path | None) -> OidcSettings | None:
 def users_add(
     name: Annotated[str, typer.Argument(help="The user name to sign in with.")],
     store: Store,
-    role: Annotated[str, typer.Option(help="viewer, analyst or admin.")],
+    role: Annotated[str, typer.Option(help="viewer, analyst, admin, clinician or approver.")],
     password_file: Annotated[
         Path | None, typer.Option(help="A file holding the password (at least 12 characters).")
     ] = None,

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from openphm.analytics.settings import Settings
 from openphm.codes.conditions import Manifest
 from openphm.cohorts.definitions import CohortFile
+from openphm.explanations import ExplanationsFile
 from openphm.risk.efi import EfiSettings
 from openphm.risk.model.features import FeaturesFile
 from openphm.segments.rules import RulesFile
@@ -25,6 +26,7 @@ FILE_KINDS: dict[str, tuple[type[BaseModel], str]] = {
     "efi-settings": (EfiSettings, "`content/scores/efi/settings.yaml`"),
     "analytics-settings": (Settings, "`content/analytics/settings.yaml`"),
     "model-features": (FeaturesFile, "`content/model/features.yaml`"),
+    "explanations": (ExplanationsFile, "`content/explanations/explanations.yaml` (plain-English words)"),
 }
 """File kind -> (model, which files are of that kind). ``docs/schemas/<kind>.schema.json`` is generated."""
 

@@ -1,0 +1,210 @@
+"""One person's record across the store, for the integrated person view (``openphm.app.person``).
+
+Everything the store holds about one pseudonym, over every data year: a timeline of contacts by setting (GP, A&E,
+admissions, outpatients, community, mental health, social care, waiting lists - whichever event tables the store
+has), registers with their first dates, measure trends, risk scores with their inputs, segment and need tier history
+with the facts that explain the latest (:mod:`openphm.segments.explain`), and cohort memberships, each with its
+plain-English words. Charts are specs of the project's one chart layer (:mod:`openphm.charts`).
+
+Nothing here knows an NHS number: the caller decides whether one is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import narwhals as nw
+import polars as pl
+
+from openphm import charts
+from openphm.engine import Engine
+from openphm.explanations import ExplanationsFile, load_explanations
+from openphm.segments.explain import ExplainError, _explain
+from openphm.segments.rules import load_rules
+
+SETTINGS = (
+    ("gp_event", "event_date", "GP record", "snomed_code"),
+    ("ae_attendance", "arrival_date", "A&E", "acuity"),
+    ("apc_episode", "admission_date", "Admission", "admission_method"),
+    ("op_appointment", "appointment_date", "Outpatients", "treatment_function_code"),
+    ("community_contact", "contact_date", "Community", "service_type"),
+    ("mh_contact", "contact_date", "Mental health", "service_type"),
+    ("social_care_service", "start_date", "Social care", "service_type"),
+    ("waiting_list", "referral_date", "Waiting list", "treatment_function_code"),
+)
+"""(table, date column, setting, detail column): the event tables a timeline reads when the store has them."""
+MEASURES = (
+    ("sbp", "Systolic blood pressure (mmHg)"),
+    ("hba1c", "HbA1c (mmol/mol)"),
+    ("cholesterol_ratio", "Cholesterol ratio (total/HDL)"),
+    ("bmi", "BMI (kg/m2)"),
+    ("egfr", "eGFR (mL/min/1.73m2)"),
+)
+RISK_INPUTS = ("sbp", "bmi", "rati", "smoke_cat", "b_type1", "b_type2", "b_AF", "b_treatedhyp", "b_renal", "fh_cvd")
+"""The QRISK3 inputs shown beside the score (the risk table's own columns)."""
+RECENT = 40
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart of the person view, in the shape :mod:`openphm.charts` builders take (``ChartLike``)."""
+
+    kind: str
+    title: str
+    description: str
+    x_label: str
+    y_label: str
+    value_format: str = "count"
+    horizontal: bool = False
+
+
+def record(eng: Engine, person_id: str, explanations: ExplanationsFile | None = None) -> dict[str, Any] | None:
+    """Everything the view shows about ``person_id``, or None when the store has no such person."""
+    words = explanations or load_explanations()
+    population = _rows(eng, "population", person_id, ("as_of", "age", "sex", "practice_code"))
+    if not population:
+        return None
+    latest = max(r["as_of"] for r in population)
+    return {
+        "as_of": latest,
+        "practice_code": next(r["practice_code"] for r in population if r["as_of"] == latest),
+        "timeline": _timeline(eng, person_id),
+        "registers": [
+            {"definition": r["definition"], "first_date": r["first_date"], "last_date": r["last_date"]}
+            for r in sorted(_rows(eng, "register", person_id, None), key=lambda r: r["first_date"] or date.min)
+            if r["as_of"] == latest and r["active"]
+        ],
+        "measures": _measures(eng, person_id),
+        "risk": _risk(eng, person_id, latest),
+        "segments": _segments(eng, person_id, words),
+        "why": _why(eng, person_id),
+        "cohorts": [
+            {
+                "cohort": r["cohort"],
+                "as_of": r["as_of"],
+                "reasons": r["reasons"],
+                "explained": words.cohorts[r["cohort"]].text() if r["cohort"] in words.cohorts else None,
+            }
+            for r in sorted(_rows(eng, "cohort_member", person_id, None), key=lambda r: (r["as_of"], r["cohort"]))
+        ],
+    }
+
+
+def _rows(eng: Engine, table: str, person_id: str, columns: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    if not eng.has_table(table):
+        return []
+    frame = eng.table(table).filter(nw.col("person_id") == nw.lit(person_id))
+    if columns is not None:
+        frame = frame.select(*columns)
+    native: pl.DataFrame = nw.to_native(frame.collect(backend="polars"))
+    return native.to_dicts()
+
+
+def _timeline(eng: Engine, person_id: str) -> dict[str, Any]:
+    """Contacts per year by setting (a stacked chart) and the most recent events."""
+    events: list[dict[str, Any]] = []
+    for table, when, setting, detail in SETTINGS:
+        if not eng.has_table(table):
+            continue
+        names = set(eng.table(table).collect_schema().names())
+        wanted = (when, detail) if detail in names else (when,)
+        for row in _rows(eng, table, person_id, wanted):
+            if row[when] is not None:
+                events.append({"date": row[when], "setting": setting, "detail": row.get(detail)})
+    events.sort(key=lambda e: e["date"], reverse=True)
+    years = sorted({e["date"].year for e in events})
+    settings = [s for _, _, s, _ in SETTINGS if any(e["setting"] == s for e in events)]
+    data = {
+        "categories": [str(y) for y in years],
+        "series": [
+            {"name": s, "values": [sum(e["setting"] == s and e["date"].year == y for e in events) for y in years]}
+            for s in settings
+        ],
+    }
+    chart = Chart(
+        "stacked", "Contacts by year and setting", "Contacts per year by setting.", "Year", "Contacts", "count"
+    )
+    return {"recent": events[:RECENT], "total": len(events), **_chart(chart, data)}
+
+
+def _chart(chart: Chart, data: dict[str, Any]) -> dict[str, Any]:
+    if not data["categories"] or not charts.has_values(chart, data):
+        return {"spec": None, "table": None, "title": chart.title}
+    return {"spec": charts.spec(chart, data), "table": charts.table(chart, data), "title": chart.title}
+
+
+def _measures(eng: Engine, person_id: str) -> list[dict[str, Any]]:
+    """One line chart per measure over the data years (the latest value at each as_of)."""
+    rows = sorted(_rows(eng, "measure", person_id, None), key=lambda r: r["as_of"])
+    out = []
+    for column, label in MEASURES:
+        values = [r.get(column) for r in rows]
+        if not any(v is not None for v in values):
+            continue
+        data = {"categories": [str(r["as_of"]) for r in rows], "series": [{"name": label, "values": values}]}
+        out.append(_chart(Chart("line", label, f"{label} at each as_of date.", "As of", label, "rate"), data))
+    return out
+
+
+def _risk(eng: Engine, person_id: str, as_of: date) -> dict[str, Any]:
+    """The latest scores and what they read: QRISK3 with its inputs, eFI with its deficit count, HFRS, CMS and the
+    admission risk with its centile and model."""
+    risk = next((r for r in _rows(eng, "risk", person_id, None) if r["as_of"] == as_of), {})
+    admission = next((r for r in _rows(eng, "admission_risk", person_id, None) if r["as_of"] == as_of), {})
+    return {
+        "qrisk3": risk.get("qrisk3"),
+        "qrisk3_inputs": {k: risk.get(k) for k in RISK_INPUTS if k in risk},
+        "efi": risk.get("efi"),
+        "efi_category": risk.get("efi_category"),
+        "efi_deficits": risk.get("efi_deficits"),
+        "hfrs": risk.get("hfrs"),
+        "hfrs_band": risk.get("hfrs_band"),
+        "cms": risk.get("cms"),
+        "cms_conditions": risk.get("cms_conditions"),
+        "admission_risk": admission.get("admission_risk"),
+        "risk_centile": admission.get("risk_centile"),
+        "model_version": admission.get("model_version"),
+    }
+
+
+def _segments(eng: Engine, person_id: str, words: ExplanationsFile) -> list[dict[str, Any]]:
+    history = []
+    for row in sorted(_rows(eng, "segment", person_id, None), key=lambda r: r["as_of"]):
+        flags = [k for k, v in row.items() if isinstance(v, bool) and v]
+        segment, tier = row["segment"], row["need_tier"]
+        history.append(
+            {
+                "as_of": row["as_of"],
+                "segment": segment,
+                "segment_title": words.segments[segment].title if segment in words.segments else segment,
+                "segment_explained": words.segments[segment].text() if segment in words.segments else None,
+                "need_tier": tier,
+                "need_tier_title": words.need_tiers[tier].title if tier in words.need_tiers else None,
+                "need_tier_explained": words.need_tiers[tier].text() if tier in words.need_tiers else None,
+                "flags": flags,
+                "acg_png": row.get("acg_png"),
+            }
+        )
+    return history
+
+
+def _why(eng: Engine, person_id: str) -> list[dict[str, Any]]:
+    """The facts behind the latest segment and need tier (the package's rules and code lists)."""
+    try:
+        explained = _explain(eng, person_id, None, load_rules(), None)
+    except ExplainError:
+        return []
+    return [
+        {
+            "supports": f.supports,
+            "condition": f.condition,
+            "code": f.code,
+            "term": f.term,
+            "date": f.date,
+            "setting": f.setting,
+            "value": f.value,
+        }
+        for f in explained.facts
+    ]
