@@ -261,9 +261,7 @@ def _import_apc(
     episodes = finished.select(
         pl.col("PSEUDO_HESID").str.strip_chars().alias("person_id"),
         pl.col("EPIKEY").str.strip_chars().alias("episode_id"),
-        (_clean("SUSSPELLID", "code", marks) if "SUSSPELLID" in columns else pl.lit(None, pl.String)).alias(
-            "spell_id"
-        ),
+        (_clean("SUSSPELLID", "code", marks) if "SUSSPELLID" in columns else pl.lit(None, pl.String)).alias("spell_id"),
         _date("ADMIDATE", marks).alias("admission_date"),
         disdate.alias("discharge_date"),
         pl.when(known_method).then(dismeth).alias("discharge_method"),
