@@ -12,13 +12,16 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import narwhals as nw
 import polars as pl
 import pytest
 
 from openphm.activity.stage import unit_costs
 from openphm.importers.hes import import_hes
 from openphm.ingest import ingest
+from openphm.options import RunOptions
 from openphm.pipeline import run
+from openphm.spells import spells
 from openphm.stages import by_name
 from tests.support.cohorts import NHS, WHO, people
 from tests.support.sources import ENGINES, EXTRACT, KEY, read_table, store_path
@@ -167,3 +170,36 @@ def test_a_hes_three_episode_spell_is_one_admission(tmp_path: Path, supplied: bo
     assert stored["spell_id"].n_unique() == 1
     activity = read_table(store, "activity").row(0, named=True)
     assert (activity["emergency_admissions"], activity["emergency_bed_days"]) == (1, 10)
+
+
+def test_a_unit_cost_per_spell_prices_a_stay_once(source: Callable[[Rows], Path], tmp_path: Path) -> None:
+    costs = tmp_path / "costs.csv"
+    costs.write_text("setting,kind,unit,cost_gbp\nemergency,any,spell,1000\n", encoding="utf-8")
+    store = store_path(tmp_path, "duckdb")
+    stay = [e for e in EPISODES if e["episode_id"] in ("A1", "A2", "A3")]
+    ingest(source({"person": people("a"), "apc_episode": stay}), store, key=KEY, extract_date=EXTRACT)
+    stages = [s for name, s in by_name().items() if name in ("population", "activity")]
+    run(store, as_of=(AS_OF,), stages=stages, options=RunOptions(unit_costs=costs))
+    assert read_table(store, "activity")["cost_emergency"].to_list() == [1000.0]  # not 3 episodes x 1000
+
+
+def test_spells_of_episodes_without_a_spell_id_are_derived() -> None:
+    """A store ingested before spell_id was stored: the stages derive the spells by the same rule."""
+    frame = pl.DataFrame(
+        {
+            "person_id": ["p", "p", "p"],
+            "episode_id": ["2", "1", "3"],
+            "admission_date": [date(2024, 1, 3), date(2024, 1, 1), date(2024, 2, 1)],
+            "discharge_date": [date(2024, 1, 9), date(2024, 1, 3), date(2024, 2, 1)],
+            "admission_method": ["2B", "21", "11"],
+            "provider_code": ["R1", "R1", "R1"],
+            "cost": [None, 10.0, None],
+        }
+    )
+    got = nw.to_native(spells(nw.from_native(frame.lazy())).collect()).sort("admission_date")
+    assert got.select(
+        "spell_key", "admission_method", "discharge_date", "cost", "costed_episodes", "episodes"
+    ).rows() == [
+        ("1", "21", date(2024, 1, 9), 10.0, 1, 2),
+        ("3", "11", date(2024, 2, 1), None, 0, 1),
+    ]
