@@ -193,7 +193,7 @@ def admissions(
     through_ae = (kind == 0) & (method == "21")
     # A change of consultant: some emergency stays go on under a second consultant from the first episode's
     # discharge day, at the same provider - one admission (spell) of two episodes. The second episode gets its own
-    # diagnoses below. Drawn from a child generator, so the stays and dates drawn before are as they were.
+    # diagnoses below. An admission through A&E is the stay's, so the A&E attendances it implies are unchanged.
     split = rng.spawn(1)[0]
     first = np.flatnonzero((kind == 0) & (discharge < ends) & (split.random(n) < SECOND_EPISODE))
     more = np.floor(median[first] * split.lognormal(0, 0.75, len(first))).astype(np.int64) + 1
