@@ -117,14 +117,14 @@ MEASURE = Table(
 ACTIVITY_COUNTS = columns(
     ("gp_contacts", INT, "days with a primary care coded event (a proxy: the contract has no appointments)"),
     ("ae_attendances", INT, "A&E attendances"),
-    ("emergency_admissions", INT, "admitted episodes with an emergency admission method"),
-    ("elective_admissions", INT, "admitted episodes with an elective admission method (11-13)"),
-    ("other_admissions", INT, "admitted episodes with any other admission method (maternity, other)"),
+    ("emergency_admissions", INT, "hospital spells (stays) whose first episode has an emergency admission method"),
+    ("elective_admissions", INT, "hospital spells whose first episode has an elective admission method (11-13)"),
+    ("other_admissions", INT, "hospital spells with any other admission method (maternity, other)"),
     ("outpatient_attendances", INT, "attended outpatient appointments"),
     ("community_contacts", INT, "community care contacts"),
     ("mh_contacts", INT, "mental health care contacts"),
-    ("emergency_bed_days", INT, "nights from admission to discharge of the emergency episodes admitted"),
-    ("elective_bed_days", INT, "nights from admission to discharge of the elective episodes admitted"),
+    ("emergency_bed_days", INT, "nights from admission to discharge of the emergency spells admitted"),
+    ("elective_bed_days", INT, "nights from admission to discharge of the elective spells admitted"),
     ("social_care_weeks", FLOAT, "weeks of long-term social care support overlapping the window (days / 7)"),
 )
 ACTIVITY_COSTS = columns(
@@ -158,8 +158,10 @@ ACTIVITY = Table(
     "Contacts, admissions, bed days and cost per setting. The 12-month window is the dates after the same "
     "calendar day a year before as_of, up to and including as_of (for 31 March snapshots, the NHS data year). A "
     "count or cost is 0 when nothing happened and null when its source table was not supplied (not available, "
-    "never a silent zero). A cost is the recorded cost, else the setting's default unit cost (national averages "
-    "in `content/costs/unit_costs.csv`; replace them with `phm run --unit-costs FILE`).",
+    "never a silent zero). An admission is a hospital provider spell, however many consultant episodes it holds "
+    "([analytics](analytics.md#admissions-are-spells)). A cost is the recorded cost, else the setting's default "
+    "unit cost (national averages in `content/costs/unit_costs.csv`, per episode for admissions; replace them with "
+    "`phm run --unit-costs FILE`).",
 )
 
 # -- risk scores --------------------------------------------------------------------------------------------

@@ -6,8 +6,15 @@ including as_of, which for the default year-end snapshots is exactly the NHS dat
 with zeros where nothing happened, so a sum over people is always a sum over the right denominator; a
 setting whose table is absent is null ('not available'), never a silent zero.
 
+Admissions are hospital provider spells, not consultant episodes (:mod:`openphm.spells`): a stay with three
+episodes is one admission, its setting set by the first episode's admission method and its bed days the nights
+from the spell's admission to its discharge.
+
 Cost is the recorded one where a record has it, otherwise the default unit cost of its setting
-(``content/costs/unit_costs.csv``, replaceable with ``--unit-costs``). A GP contact is a day with a
+(``content/costs/unit_costs.csv``, replaceable with ``--unit-costs``). An admission's unit cost is priced per
+episode, as its ``unit`` column says (the national reference costs are averages per finished consultant
+episode), so a spell costs the recorded costs of its episodes plus the unit cost of each episode without one;
+a unit cost whose ``unit`` is ``spell`` is priced once per spell instead. A GP contact is a day with a
 primary care coded event: the contract carries no appointment table, so this is a proxy, documented as one.
 """
 
@@ -26,6 +33,7 @@ from openphm.engine import distinct
 from openphm.errors import InputError
 from openphm.pipeline import RunContext, required, stage
 from openphm.pipeline.dates import day_number, days_between
+from openphm.spells import spells
 from openphm.tables import ACTIVITY
 from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
@@ -62,7 +70,9 @@ COUNT_COLUMNS = (*COUNTS.values(), *BED_DAYS.values())
 WEEKS_COLUMN = "social_care_weeks"
 COST_COLUMNS = (*(f"cost_{s}" for s in SETTINGS), "cost_total")
 """The table's 12-month costs (GBP) per setting and in total."""
-EVENT = ("person_id", "date", "setting", "kind", "cost", "bed_days")
+EVENT = ("person_id", "date", "setting", "kind", "cost", "unpriced", "bed_days")
+"""An event: ``cost`` is what its records carry (null when none), ``unpriced`` how many of its records carry
+none (an admission's episodes; 0 or 1 for any other event), priced at the unit cost."""
 SOURCE_OF = {
     "gp": "gp_event",
     "ae": "ae_attendance",
@@ -78,7 +88,11 @@ SOURCE_OF = {
 
 
 def unit_costs(path: Path | None = None) -> pa.Table:
-    """The unit cost table (setting, kind, cost_gbp), from the package or a user's file with the same columns."""
+    """The unit cost table (setting, kind, unit_cost, per_spell), from the package or a user's file.
+
+    A user's file needs setting, kind and cost_gbp; ``unit`` is optional, and only ``spell`` changes anything
+    (an admission priced once per spell rather than per episode).
+    """
     try:
         rows = csv_rows(content_path("costs", "unit_costs.csv") if path is None else path)
     except (OSError, UnicodeDecodeError):
@@ -86,6 +100,7 @@ def unit_costs(path: Path | None = None) -> pa.Table:
     try:
         costs = [float(r["cost_gbp"]) for r in rows]
         keys = [(r["setting"], r["kind"]) for r in rows]
+        per_spell = [(r.get("unit") or "").strip() == "spell" for r in rows]
     except (KeyError, ValueError):
         raise InputError(f"{path}: unit costs need columns setting, kind, cost_gbp (a number)") from None
     unknown = sorted({s for s, _ in keys} - set(SETTINGS))
@@ -96,6 +111,7 @@ def unit_costs(path: Path | None = None) -> pa.Table:
             "setting": pa.array([k[0] for k in keys], pa.string()),
             "kind": pa.array([k[1] for k in keys], pa.string()),
             "unit_cost": pa.array(costs, pa.float64()),
+            "per_spell": pa.array(per_spell, pa.bool_()),
         }
     )
 
@@ -124,12 +140,13 @@ def _events(frame: nw.LazyFrame, date_column: str, setting: str | nw.Expr, *, co
         (nw.lit(setting) if isinstance(setting, str) else setting).alias("setting"),
         nw.lit("any").alias("kind"),
         (nw.col("cost") if cost else nw.lit(None, nw.Float64)).cast(nw.Float64).alias("cost"),
+        (nw.col("cost").is_null() if cost else nw.lit(True)).cast(nw.Int64).alias("unpriced"),
         nw.lit(None, nw.Int64).alias("bed_days"),
     )
 
 
 def _admissions(episodes: nw.LazyFrame) -> nw.LazyFrame:
-    """Episodes as events; bed days are nights from admission to discharge (still in hospital: none yet)."""
+    """Spells as events; bed days are nights from the spell's admission to its discharge (in hospital: none yet)."""
     method = nw.col("admission_method")
     setting = (
         nw.when(method.is_in(EMERGENCY_ADMISSION_METHODS))
@@ -139,12 +156,13 @@ def _admissions(episodes: nw.LazyFrame) -> nw.LazyFrame:
         .otherwise(nw.lit("other_admissions"))
     )
     nights = days_between("admission_date", "discharge_date")
-    return episodes.select(
+    return spells(episodes).select(
         "person_id",
         nw.col("admission_date").alias("date"),
         setting.alias("setting"),
         nw.when(nights == 0).then(nw.lit("day_case")).otherwise(nw.lit("inpatient")).alias("kind"),
         nw.col("cost").cast(nw.Float64),
+        (nw.col("episodes") - nw.col("costed_episodes")).alias("unpriced"),
         nights.alias("bed_days"),
     )
 
@@ -207,15 +225,24 @@ def _window_sums(events: nw.LazyFrame, context: RunContext, costs: nw.LazyFrame)
             .then(nw.lit(index))
             .otherwise(period)
         )
-    by_period = (  # each event priced once: its recorded cost, else the unit cost of its kind, else of its setting
+    # Each event priced once: its recorded cost, plus the unit cost of its kind (else of its setting) for each
+    # record without one - or once, for a spell without any recorded cost, when the unit cost is per spell.
+    unit = nw.coalesce(nw.col("unit_cost"), nw.col("setting_cost"), nw.lit(0.0))
+    per_spell = nw.coalesce(nw.col("per_spell"), nw.col("setting_per_spell"), nw.lit(False))
+    units = nw.when(per_spell).then(nw.col("cost").is_null().cast(nw.Int64)).otherwise(nw.col("unpriced"))
+    by_period = (
         events.join(costs, on=["setting", "kind"], how="left")
         .join(
-            costs.filter(nw.col("kind") == "any").select("setting", nw.col("unit_cost").alias("setting_cost")),
+            costs.filter(nw.col("kind") == "any").select(
+                "setting",
+                nw.col("unit_cost").alias("setting_cost"),
+                nw.col("per_spell").alias("setting_per_spell"),
+            ),
             on="setting",
             how="left",
         )
         .with_columns(
-            nw.coalesce(nw.col("cost"), nw.col("unit_cost"), nw.col("setting_cost"), nw.lit(0.0)).alias("cost"),
+            (nw.col("cost").fill_null(0.0) + unit * units.cast(nw.Float64)).alias("cost"),
             period.alias("period"),
         )
         .filter(nw.col("period") > 0)

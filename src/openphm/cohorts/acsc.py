@@ -1,10 +1,16 @@
-"""Which hospital episodes a diagnosis rule set (such as the ACSC list) accepts, as joins on prefixes.
+"""Which hospital spells a diagnosis rule set (such as the ACSC list) accepts, as joins on prefixes.
 
-A rule set is a table of (condition, rule, system, code). An episode counts for a condition when one of its
+A rule set is a table of (condition, rule, system, code). A record counts for a condition when one of its
 diagnoses matches an including code in the right position (``primary``: position 1; ``any``: any
 position), every ``with_secondary`` code the condition has is matched by a secondary diagnosis, no
 ``without_secondary`` code is, and none of its procedures matches a ``without_procedure`` code (any
 position). Codes match by prefix, done as equi-joins on each prefix length the set uses, as registers do.
+
+The record is a hospital provider spell (:mod:`openphm.spells`) with the diagnoses and procedures of all its
+episodes: its primary diagnosis is the primary diagnosis of its first episode, as the NHS ACSC indicators take
+it (NHS Outcomes Framework 2.3.i), and every other diagnosis of any of its episodes is a secondary one. So a
+spell whose second episode has an ACSC primary diagnosis is not an ACSC admission, a spell of two ACSC
+episodes is one, and a secondary (or ``any``) code recorded in a later episode counts.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import pyarrow as pa
 
 from openphm.cohorts.definitions import RuleSetRow
 from openphm.engine import Engine, distinct
+from openphm.spells import spell_of_episode
+
+LATER_EPISODE = 100
+"""Added to the positions of a spell's later episodes' diagnoses: none of them is the spell's primary (1)."""
 
 
 def _codes(engine: Engine, rows: Iterable[RuleSetRow]) -> nw.LazyFrame:
@@ -47,13 +57,45 @@ def _prefix_join(records: nw.LazyFrame, codes: nw.LazyFrame, lengths: Iterable[i
     return nw.concat(parts, how="vertical")
 
 
+def qualifying_spells(
+    rows: tuple[RuleSetRow, ...],
+    episodes: nw.LazyFrame,
+    diagnoses: nw.LazyFrame,
+    procedures: nw.LazyFrame | None,
+    engine: Engine,
+) -> nw.LazyFrame:
+    """(spell_key, condition) for every spell the rule set accepts, once per condition (module docs)."""
+    spell = spell_of_episode(episodes)
+    position = (
+        nw.when(nw.col("episode_order") == 1)
+        .then(nw.col("position"))
+        .otherwise(nw.col("position") + LATER_EPISODE)
+        .cast(nw.Int64)
+    )
+    spell_diagnoses = diagnoses.join(spell, on="episode_id", how="inner").select(
+        nw.col("spell_key").alias("episode_id"), position.alias("position"), "icd10_code"
+    )
+    spell_procedures = (
+        None
+        if procedures is None
+        else procedures.join(spell, on="episode_id", how="inner").select(
+            nw.col("spell_key").alias("episode_id"), "opcs4_code"
+        )
+    )
+    accepted = qualifying_episodes(rows, spell_diagnoses, spell_procedures, engine)
+    return accepted.select(nw.col("episode_id").alias("spell_key"), "condition")
+
+
 def qualifying_episodes(
     rows: tuple[RuleSetRow, ...],
     diagnoses: nw.LazyFrame,
     procedures: nw.LazyFrame | None,
     engine: Engine,
 ) -> nw.LazyFrame:
-    """(episode_id, condition) for every episode the rule set accepts, once per condition."""
+    """(episode_id, condition) for every record the rule set accepts, once per condition.
+
+    ``episode_id`` keys the records: an episode, or a spell with its episodes' codes (:func:`qualifying_spells`).
+    """
     diagnosis_rows = [r for r in rows if r.system == "icd10"]
     procedure_rows = [r for r in rows if r.kind == "without_procedure"]
     coded = diagnoses.filter(~nw.col("icd10_code").is_null()).select(

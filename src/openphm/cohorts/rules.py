@@ -16,10 +16,11 @@ from functools import reduce
 import narwhals as nw
 import pyarrow as pa
 
-from openphm.cohorts.acsc import qualifying_episodes
+from openphm.cohorts.acsc import qualifying_spells
 from openphm.cohorts.definitions import Comparison, Condition, Rule
 from openphm.engine import Engine, distinct
 from openphm.pipeline import required
+from openphm.spells import spells
 from openphm.vocabulary import PERSON_AS_OF
 
 KEY = list(PERSON_AS_OF)
@@ -139,17 +140,18 @@ def _register(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, ...
 
 def _admissions(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, ...]) -> nw.LazyFrame:
     episodes = required(tables, "apc_episode")
+    admissions = spells(episodes)  # a stay of several consultant episodes is one admission
     if rule.methods:
-        episodes = episodes.filter(nw.col("admission_method").is_in(list(rule.methods)))
-    episodes = episodes.select("person_id", "episode_id", "admission_date")
+        admissions = admissions.filter(nw.col("admission_method").is_in(list(rule.methods)))
+    admissions = admissions.select("person_id", "spell_key", "admission_date")
     conditions = sorted({r.condition for r in rule.rule_set})
     if rule.rule_set:
         diagnoses = required(tables, "apc_diagnosis")
-        accepted = qualifying_episodes(rule.rule_set, diagnoses, tables.get("apc_procedure"), engine)
-        episodes = episodes.join(accepted, on="episode_id", how="inner")
+        accepted = qualifying_spells(rule.rule_set, episodes, diagnoses, tables.get("apc_procedure"), engine)
+        admissions = admissions.join(accepted, on="spell_key", how="inner")
     else:
-        episodes = episodes.with_columns(nw.lit(None, dtype=nw.String).alias("condition"))
-    in_window = episodes.join(windows(engine, as_of, rule.window_days), how="cross").filter(
+        admissions = admissions.with_columns(nw.lit(None, dtype=nw.String).alias("condition"))
+    in_window = admissions.join(windows(engine, as_of, rule.window_days), how="cross").filter(
         (nw.col("admission_date") > nw.col("window_start")) & (nw.col("admission_date") <= nw.col("as_of"))
     )
     flags = [f"_c{i}" for i in range(len(conditions))]
@@ -161,7 +163,7 @@ def _admissions(rule: Rule, tables: Tables, engine: Engine, as_of: tuple[date, .
             ]
         )
         .group_by(*KEY)
-        .agg(nw.col("admission_date").n_unique().alias("admissions"), *[nw.col(f).max() for f in flags])
+        .agg(nw.col("spell_key").n_unique().alias("admissions"), *[nw.col(f).max() for f in flags])
         .filter(nw.col("admissions") >= rule.at_least)
     )
     why = (

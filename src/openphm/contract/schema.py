@@ -226,12 +226,32 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "apc_episode",
-            "Hospital admitted patient care, one row per episode.",
+            "Hospital admitted patient care, one row per consultant episode; admissions are counted as spells.",
             (
                 _id(),
                 Column("episode_id", "str"),
-                Column("admission_date", "date"),
+                Column(
+                    "spell_id",
+                    "str",
+                    nullable=True,
+                    description=(
+                        "the hospital provider spell (stay) the episode belongs to, e.g. SUS+/HES SUSSPELLID;"
+                        " blank: derived at ingest from the person's contiguous episodes at the provider"
+                        " (docs/analytics.md#admissions-are-spells)"
+                    ),
+                ),
+                Column("admission_date", "date", description="the episode's start (HES: the spell's, repeated)"),
                 Column("discharge_date", "date", nullable=True, description="null while in hospital"),
+                Column(
+                    "discharge_method",
+                    "str",
+                    nullable=True,
+                    codes=("1", "2", "3", "4", "5", "8", "9"),
+                    description=(
+                        "HES DISMETH: 1-5 the patient left hospital (discharged, died, stillbirth) and the spell"
+                        " ended; 8 still in hospital (a new consultant took over); 9 not known"
+                    ),
+                ),
                 Column(
                     "admission_method",
                     "str",

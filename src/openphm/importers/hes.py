@@ -30,6 +30,8 @@ ICD10_FOUR = r"^[A-Z][0-9]{2}[0-9X]$"
 OPCS4_FOUR = r"^[A-Z][0-9]{3}$"
 SNOMED_ID = r"^[0-9]{6,18}$"
 LSOA_2011 = r"^[EW]01[0-9]{6}$"
+DISCHARGE_METHODS = ("1", "2", "3", "4", "5", "8", "9")
+"""The contract's discharge methods (HES DISMETH); anything else is left blank and counted."""
 
 USED_COLUMNS = (
     r"PSEUDO_HESID|EPIKEY|AEKEY|ATTENDKEY|ADMIDATE|DISDATE|ADMIMETH|EPISTAT|PROCODE3|SUSSPELLID|MYDOB|SEX|ETHNOS"
@@ -254,11 +256,15 @@ def _import_apc(
     _count_placeholders(finished, {c: k for c, k in cleaned.items() if c in columns}, where, marks, recon)
 
     disdate = _date("DISDATE", marks) if "DISDATE" in columns else pl.lit(None, pl.String)
+    dismeth = pl.col("DISMETH").str.strip_chars() if "DISMETH" in columns else pl.lit(None, pl.String)
+    known_method = dismeth.is_in(DISCHARGE_METHODS)
     episodes = finished.select(
         pl.col("PSEUDO_HESID").str.strip_chars().alias("person_id"),
         pl.col("EPIKEY").str.strip_chars().alias("episode_id"),
+        (_clean("SUSSPELLID", "code", marks) if "SUSSPELLID" in columns else pl.lit(None, pl.String)).alias("spell_id"),
         _date("ADMIDATE", marks).alias("admission_date"),
         disdate.alias("discharge_date"),
+        pl.when(known_method).then(dismeth).alias("discharge_method"),
         pl.col("ADMIMETH").str.strip_chars().alias("admission_method"),
         (_clean("PROCODE3", "code", marks) if "PROCODE3" in columns else pl.lit(None, pl.String)).alias(
             "provider_code"
@@ -266,12 +272,15 @@ def _import_apc(
     ).collect()
     episodes.write_csv(out / "apc_episode.csv")
     recon.add("written", "apc_episode", "rows written", episodes.height)
+    if "DISMETH" in columns:
+        unknown = finished.filter(~known_method & dismeth.is_not_null() & (dismeth != "")).select(pl.len())
+        recon.add("cleaned", where, "DISMETH not 1-5, 8 or 9: discharge_method left blank", unknown.collect().item())
+    spells = episodes["spell_id"]
     if "SUSSPELLID" in columns:
-        spells = finished.select(_clean("SUSSPELLID", "code", marks).alias("spell")).collect()["spell"]
-        recon.add("note", where, "finished episodes with a SUSSPELLID (spells not yet in the contract)", spells.count())
+        recon.add("note", where, "finished episodes with a SUSSPELLID (written as spell_id)", spells.count())
         recon.add("note", where, "distinct SUSSPELLID values", spells.drop_nulls().n_unique())
-    else:
-        recon.add("note", where, "no SUSSPELLID column: each episode is written on its own", episodes.height)
+    if spells.null_count():
+        recon.add("note", where, "episodes without a SUSSPELLID: spell derived at ingest", spells.null_count())
 
     for table, patterns, kinds, system, pattern, pad, code_column in (
         ("apc_diagnosis", (r"DIAG_\d{2}", r"DIAG_4_\d{2}"), ("diagnosis",), "ICD-10", ICD10_FOUR, True, "icd10_code"),

@@ -33,6 +33,7 @@ from openphm.pipeline.runlog import RunLog
 from openphm.quality import HISTORY, Inputs, QualitySettings, assess, load_settings
 from openphm.quality import TABLE as QUALITY
 from openphm.quality.history import keep_history, previous_rows
+from openphm.spells import with_spell_ids
 
 PURPOSES = tuple(load_policy().purposes)
 CLEARED_MAX_AGE_DAYS = 30
@@ -275,6 +276,8 @@ def _load_all(
         loaded, quarantine, removed_rows = split(eng, table, frame, checks[name], parents, extract_date)
         if name == "person":
             loaded = _person(loaded, eng.table("lsoa"), eng.table("practice") if "practice" in sources else None)
+        elif name == "apc_episode":  # every stored episode names its spell, supplied or derived
+            loaded = with_spell_ids(loaded)
         eng.write(name, loaded)
         loaded = eng.table(name)
         if name in _KEYS:

@@ -157,7 +157,12 @@ def figures(folder: Path, start: date, extract: date) -> list[Figure]:
     rate("ae", ae.filter(in_window).height)
     apc = _read(folder, "apc_episode").with_columns(_as_date("admission_date").alias("day"))
     method = pl.col("admission_method").cast(pl.String)
-    rate("emergency", apc.filter(in_window & method.str.starts_with("2")).height)
+    emergency = apc.filter(in_window & method.str.starts_with("2"))
+    # Admissions are spells: an episode that starts on the day an emergency episode of the same person ended
+    # is that stay's next consultant episode, not a new admission.
+    ended = emergency.select("id", _as_date("discharge_date").alias("day"), pl.col("episode_id").alias("_other"))
+    continued = emergency.join(ended, on=["id", "day"], how="inner").filter(pl.col("_other") != pl.col("episode_id"))
+    rate("emergency", emergency.height - continued.select("episode_id").n_unique())
     rate("elective", apc.filter(in_window & method.is_in(["11", "12", "13"])).height)
     op = _read(folder, "op_appointment").with_columns(_as_date("appointment_date").alias("day"))
     rate("outpatient", op.filter(in_window & (pl.col("attended").cast(pl.String) == "true")).height)

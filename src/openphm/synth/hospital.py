@@ -42,6 +42,10 @@ EMERGENCY_SHARES = [0.69, 0.18, 0.01, 0.03, 0.005, 0.015, 0.02, 0.05]
 """Admission methods of emergency admissions and their shares (see docs/synth.md: A&E and GP from Cowling et al.
 2014, HES 2010-11; the split of the remaining 13% between the other routes is openphm's assumption). 2C, a baby born
 at home as intended, is not generated: births are the maternity episodes (31)."""
+SECOND_EPISODE = 0.12
+"""Share of emergency stays (discharged within the window) that continue under a second consultant: a spell of
+two episodes. openphm's assumption, not a published figure: it exists so that counting episodes instead of
+spells shows in the synthetic data."""
 SPLIT_FROM_28 = np.array(["2A", "2B", "2D"], dtype=object)
 METHOD_28_RETIRED = int(np.datetime64("2013-04-01", "D").astype(np.int64))
 """Day (from 1970-01-01) from which 28 was replaced by 2A-2D in the NHS Data Dictionary."""
@@ -186,6 +190,20 @@ def admissions(
         discharge > ends, np.where(p.death[person] <= window.last, p.death[person], NO_DATE), discharge
     )
     discharge = np.maximum(discharge, day)
+    through_ae = (kind == 0) & (method == "21")
+    # A change of consultant: some emergency stays go on under a second consultant from the first episode's
+    # discharge day, at the same provider - one admission (spell) of two episodes. The second episode gets its own
+    # diagnoses below. An admission through A&E is the stay's, so the A&E attendances it implies are unchanged.
+    split = rng.spawn(1)[0]
+    first = np.flatnonzero((kind == 0) & (discharge < ends) & (split.random(n) < SECOND_EPISODE))
+    more = np.floor(median[first] * split.lognormal(0, 0.75, len(first))).astype(np.int64) + 1
+    later = discharge[first] + more
+    later = np.where(later > ends[first], np.where(p.death[person[first]] <= window.last, ends[first], NO_DATE), later)
+    person, kind, method = (np.concatenate([a, a[first]]) for a in (person, kind, method))
+    day = np.concatenate([day, discharge[first]])
+    stay = np.concatenate([stay, more])
+    discharge = np.concatenate([discharge, np.maximum(later, discharge[first])])
+    n = len(person)
     base_cost = np.select(
         [kind == 0, kind == 1, kind == 2],
         [1700 + 350 * stay, np.where(stay == 0, 950, 2600 + 330 * stay), np.full(n, 190)],
@@ -204,8 +222,8 @@ def admissions(
     }
     diagnosis = _diagnoses(p, h, rng, person[order], day[order], kind[order], number)
     procedure = _procedures(rng, person[order], kind[order], number)
-    through_ae = (kind == 0) & (method == "21")
-    return episode, diagnosis, procedure, (person[through_ae], day[through_ae])
+    arrived = through_ae.nonzero()[0]
+    return episode, diagnosis, procedure, (person[arrived], day[arrived])
 
 
 def _diagnoses(

@@ -27,6 +27,7 @@ from openphm.content import content_path
 from openphm.content.validation import ContentError, ContentModel, read_yaml, validated
 from openphm.engine import Engine, count, distinct
 from openphm.pipeline import required
+from openphm.spells import spells
 from openphm.vocabulary import EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
 OUTCOME_DAYS = 365
@@ -224,6 +225,10 @@ def raw_features(
 def with_outcome(frame: nw.LazyFrame, apc_episode: nw.LazyFrame, engine: Engine, dates: Sequence[date]) -> nw.LazyFrame:
     """Add ``admitted``: any emergency admission dated in (as_of, as_of + 365 days].
 
+    An admission is a hospital provider spell (:mod:`openphm.spells`), dated by its first episode and an
+    emergency one when that episode's admission method is: a stay that began before as_of and changed
+    consultant after it is not an outcome.
+
     People who die in the year without an emergency admission count as not admitted (the outcome is an
     admission, not survival); people who leave the practice list are followed in the hospital data anyway.
     """
@@ -236,7 +241,8 @@ def with_outcome(frame: nw.LazyFrame, apc_episode: nw.LazyFrame, engine: Engine,
         )
     )
     admitted = (
-        apc_episode.filter(nw.col("admission_method").is_in(EMERGENCY_ADMISSION_METHODS))
+        spells(apc_episode)
+        .filter(nw.col("admission_method").is_in(EMERGENCY_ADMISSION_METHODS))
         .select("person_id", "admission_date")
         .join(windows, how="cross")
         .filter((nw.col("admission_date") > nw.col("as_of")) & (nw.col("admission_date") <= nw.col("outcome_end")))
