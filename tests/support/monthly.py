@@ -83,6 +83,9 @@ def tables() -> dict[str, pa.Table]:
                 "admission_date": day,
                 "discharge_date": day + timedelta(days=k % 4),
                 "admission_method": method,
+                "provider_code": "RXX",
+                "cost": None,
+                "spell_id": episode,  # as ingest stores it: here every episode is a stay of its own
             }
         )
         code, operation, _ = DIAGNOSES[k % len(DIAGNOSES)]

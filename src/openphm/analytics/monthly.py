@@ -26,11 +26,12 @@ import pyarrow as pa
 
 from openphm.activity.stage import years_before
 from openphm.analytics.aggregates import CODE_COLUMNS, LEVELS, in_level
-from openphm.cohorts.acsc import qualifying_episodes
+from openphm.cohorts.acsc import qualifying_spells
 from openphm.cohorts.definitions import RuleSetRow, read_cohort
 from openphm.content import content_path
 from openphm.engine import Engine, distinct
 from openphm.pipeline.dates import days_between
+from openphm.spells import spells
 from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
 MEASURES = {
@@ -101,15 +102,17 @@ def _events(tables: Mapping[str, nw.LazyFrame | None], engine: Engine) -> list[n
         )
 
     if (apc := tables.get("apc_episode")) is not None:
-        emergency = apc.filter(nw.col("admission_method").is_in(EMERGENCY_ADMISSION_METHODS))
+        # Admissions are hospital spells (openphm.spells), dated by their first episode, as activity counts them.
+        stays = spells(apc)
+        emergency = stays.filter(nw.col("admission_method").is_in(EMERGENCY_ADMISSION_METHODS))
         parts.append(event(emergency, "admission_date", "emergency_admissions"))
         nights = days_between("admission_date", "discharge_date").fill_null(0)
         parts.append(event(emergency, "admission_date", "emergency_bed_days", nights))
-        elective = apc.filter(nw.col("admission_method").is_in(ELECTIVE_ADMISSION_METHODS))
+        elective = stays.filter(nw.col("admission_method").is_in(ELECTIVE_ADMISSION_METHODS))
         parts.append(event(elective, "admission_date", "elective_admissions"))
         if (diagnoses := tables.get("apc_diagnosis")) is not None:
-            accepted = qualifying_episodes(acsc_rules(), diagnoses, tables.get("apc_procedure"), engine)
-            acsc = emergency.join(accepted.select("episode_id").pipe(distinct), on="episode_id", how="inner")
+            accepted = qualifying_spells(acsc_rules(), apc, diagnoses, tables.get("apc_procedure"), engine)
+            acsc = emergency.join(accepted.select("spell_key").pipe(distinct), on="spell_key", how="inner")
             parts.append(event(acsc, "admission_date", "acsc_emergency_admissions"))
     if (ae := tables.get("ae_attendance")) is not None:
         parts.append(event(ae, "arrival_date", "ae_attendances"))
