@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pytest
 
 from openphm.analytics import forecast
 from openphm.analytics.settings import load_settings
+from tests.support import analytics
 
 BASE = date(2025, 3, 31)
 HEALTHY_ILL = np.array([[0.9, 0.1], [0.3, 0.7]])
@@ -117,3 +120,33 @@ def test_small_areas_shrink_towards_the_whole() -> None:
     year1 = next(r for r in rows if r["area_code"] == "Q1" and r["year"] == 1 and r["segment"] == "healthy")
     # Posterior mean survival = (10 + 50 x 0.9) / (10 + 50) = 55/60.
     assert year1["value"] == pytest.approx(10 * 55 / 60)
+
+
+def _cancer_deaths_before_the_base(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """The hand-made store with everyone who dies before the base date in `incurable_cancer` at the first date:
+    a segment that only ever appears as a starting state (nobody in it at the base date, nobody moving in)."""
+    rows = tables["segment"].to_pylist()
+    for row in rows:
+        if row["as_of"] == analytics.AS_OF[0] and int(str(row["person_id"])[1:]) % 23 == 0:
+            row["segment"] = "incurable_cancer"
+    return {**tables, "segment": pa.Table.from_pylist(rows, schema=tables["segment"].schema)}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "polars"])
+def test_a_segment_emptied_before_the_base_date_is_projected_from_zero(tmp_path: Path, engine: str) -> None:
+    """Regression (found by the generative engine test): a segment seen only as a from-state used to raise a
+    KeyError. It is now a state like any other: zero people at the base date and in every year (nobody joins it),
+    and the other segments' projection is unchanged by its presence."""
+    out = analytics.run_stage(tmp_path, engine, edit=_cancer_deaths_before_the_base)
+    moves = out["agg_transition"].filter(pl.col("level") == "national", pl.col("from_segment") == "incurable_cancer")
+    assert moves["to_segment"].to_list() == ["died"] and moves["people"].to_list() == [10]  # p023, p046, ..., p230
+    people = out["agg_forecast"].filter(pl.col("level") == "national", pl.col("measure") == "people")
+    assert set(people["segment"]) == {*analytics.SEGMENTS, "incurable_cancer", "all"}
+    cancer = people.filter(pl.col("segment") == "incurable_cancer").sort("year")
+    assert cancer["year"].to_list() == list(range(6))
+    assert cancer["value"].to_list() == [0.0] * 6 and cancer["upper"].to_list() == [0.0] * 6
+    observed = out["agg_population"].filter(
+        pl.col("level") == "national", pl.col("as_of") == analytics.AS_OF[1], pl.col("breakdown") == "total"
+    )["people"]
+    base = people.filter(pl.col("segment") == "all", pl.col("year") == 0)["value"]
+    assert base.to_list() == [float(observed.item())]

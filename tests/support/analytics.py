@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -135,9 +135,15 @@ def _tables() -> dict[str, pa.Table]:
     }
 
 
-def run_stage(tmp_path: Path, engine: str, absent: tuple[str, ...] = ()) -> dict[str, pl.DataFrame]:
-    """The analytics stage on the hand-made tables (``absent`` ones passed as None), outputs as Polars frames."""
-    data = _tables()
+def run_stage(
+    tmp_path: Path,
+    engine: str,
+    absent: tuple[str, ...] = (),
+    edit: Callable[[dict[str, pa.Table]], dict[str, pa.Table]] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """The analytics stage on the hand-made tables (``absent`` ones passed as None; ``edit`` changes them first,
+    for a test that needs one particular shape of data), outputs as Polars frames."""
+    data = _tables() if edit is None else edit(_tables())
     with building(store_path(tmp_path, engine), engine, start_from_existing=False) as eng:
         tables: Mapping[str, nw.LazyFrame | None] = {
             name: None if name in absent else eng.frame(table) for name, table in data.items()

@@ -138,9 +138,13 @@ def forecast_table(
     start: pa.Table, counts: pa.Table, base: date, steps: int, settings: Settings, with_activity: bool
 ) -> pa.Table:
     """`agg_forecast` (without area names) for every area of the forecast levels."""
+    # Every segment seen anywhere is a state: at the base date, moved into, or only moved out of (a segment
+    # emptied before the base date, e.g. the few at the end of life in an earlier snapshot, still has a row of
+    # transitions that informs the prior, and is projected from zero people).
     segments = sorted(
         {s for s in start["segment"].to_pylist() if s is not None}
         | {s for s in counts["to_segment"].to_pylist() if s not in EXITS}
+        | {s for s in counts["from_segment"].to_pylist() if s != JOINED}
     )
     groups = len(settings.forecast_age_groups)
     index = {s: i for i, s in enumerate([*segments, *EXITS])}
