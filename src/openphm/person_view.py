@@ -11,6 +11,7 @@ Nothing here knows an NHS number: the caller decides whether one is shown.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,8 +20,11 @@ import narwhals as nw
 import polars as pl
 
 from openphm import charts
+from openphm.codes import load_definitions
 from openphm.engine import Engine
 from openphm.explanations import ExplanationsFile, load_explanations
+from openphm.risk.model.features import raw_features
+from openphm.risk.model.stage import APPLIED_TABLE, FEATURE_TABLES, read_applied
 from openphm.segments.explain import ExplainError, _explain
 from openphm.segments.rules import load_rules
 
@@ -45,6 +49,33 @@ MEASURES = (
 RISK_INPUTS = ("sbp", "bmi", "rati", "smoke_cat", "b_type1", "b_type2", "b_AF", "b_treatedhyp", "b_renal", "fh_cvd")
 """The QRISK3 inputs shown beside the score (the risk table's own columns)."""
 RECENT = 40
+DRIVERS = 5
+"""How many of the admission risk's largest contributions, each way, the view names."""
+FEATURE_WORDS = {
+    "age": "Age",
+    "sex": "Sex",
+    "imd_quintile": "Deprivation (IMD quintile, 1 most deprived)",
+    "condition_count": "Number of long-term conditions",
+    "gp_contacts": "GP contact days in the last 12 months",
+    "ae_attendances": "A&E attendances in the last 12 months",
+    "emergency_admissions": "Emergency admissions in the last 12 months",
+    "elective_admissions": "Planned admissions in the last 12 months",
+    "other_admissions": "Other admissions in the last 12 months",
+    "emergency_bed_days": "Emergency bed days in the last 12 months",
+    "outpatient_attendances": "Outpatient attendances in the last 12 months",
+    "community_contacts": "Community contacts in the last 12 months",
+    "mh_contacts": "Mental health contacts in the last 12 months",
+    "social_care_weeks": "Weeks of social care in the last 12 months",
+    "ae_attendances_24m": "A&E attendances in the last 24 months",
+    "emergency_admissions_24m": "Emergency admissions in the last 24 months",
+    "mh_contacts_24m": "Mental health contacts in the last 24 months",
+    "open_waiting_lists": "Open waiting lists",
+    "any_contact_24m": "Any contact in the last 24 months",
+    "hfrs": "Hospital Frailty Risk Score",
+    "efi": "Electronic Frailty Index",
+    "cms": "Cambridge Multimorbidity Score",
+}
+"""Plain words for the admission model's source columns (a register flag is named by its definition instead)."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +197,70 @@ def _risk(eng: Engine, person_id: str, as_of: date) -> dict[str, Any]:
         "admission_risk": admission.get("admission_risk"),
         "risk_centile": admission.get("risk_centile"),
         "model_version": admission.get("model_version"),
+        "drivers": _drivers(eng, person_id, as_of) if admission.get("admission_risk") is not None else None,
     }
+
+
+def _drivers(eng: Engine, person_id: str, as_of: date) -> dict[str, Any] | None:
+    """What drives the person's emergency admission risk: each feature's share of the linear predictor.
+
+    The stage writes no per-person contributions, so they are computed here from what the score was computed
+    from: the model the run applied (``admission_risk_model``, its coefficients) and the person's own feature row,
+    built by the same :func:`openphm.risk.model.features.raw_features` over the same stage tables, filtered to
+    this person first. A feature's contribution is the sum of coefficient x term over its terms (age and its
+    spline hinges are one feature, the IMD levels and the unknown indicator another), on the log-odds scale, so
+    ``intercept + sum(contributions)`` is the linear predictor and its logistic is the stored score (the test holds
+    them equal). The reference is a person whose every term is 0 - aged 0, female, least deprived fifth, nothing
+    recorded - which is the one baseline a linear model defines without population averages; ``exp`` of a
+    contribution is the factor by which that feature multiplies the odds against it."""
+    if not eng.has_table(APPLIED_TABLE):
+        return None
+    model = read_applied(eng.table(APPLIED_TABLE))
+    if model is None:
+        return None
+    mine = nw.col("person_id") == nw.lit(person_id)
+    tables = {t: eng.table(t).filter(mine) for t in ("population", *FEATURE_TABLES) if eng.has_table(t)}
+    conditions = [d.id for d in load_definitions().values() if d.kind == "condition"]
+    raw = raw_features(tables, eng, [as_of], model.terms, conditions).collect(backend="polars").to_native()
+    if raw.height != 1:
+        return None
+    names = {d.id: d.name for d in load_definitions().values()}
+    features: dict[tuple[str, str], dict[str, Any]] = {}
+    for term, coefficient in zip(model.terms, model.coefficients, strict=True):
+        value = raw.get_column(term.column)[0]
+        part = coefficient * float(term.values(raw)[0])
+        entry = features.setdefault(
+            (term.source, term.column),
+            {"feature": _feature_words(term.source, term.column, names), "value": _shown(value), "contribution": 0.0},
+        )
+        entry["contribution"] += part
+    for entry in features.values():
+        entry["factor"] = math.exp(entry["contribution"])
+    ranked = sorted(features.values(), key=lambda f: f["contribution"], reverse=True)
+    return {
+        "intercept": model.intercept,
+        "model_version": model.version,
+        "all": ranked,
+        "raising": [f for f in ranked if f["contribution"] > 0][:DRIVERS],
+        "lowering": [f for f in reversed(ranked) if f["contribution"] < 0][:DRIVERS],
+    }
+
+
+def _feature_words(source: str, column: str, names: dict[str, str]) -> str:
+    if source == "register" and column != "condition_count":
+        return f"{names.get(column, column)} (on the register)"
+    return FEATURE_WORDS.get(column, column.replace("_", " "))
+
+
+def _shown(value: object) -> str:
+    """A raw feature value as the page prints it."""
+    if value is None:
+        return "not recorded"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 def _segments(eng: Engine, person_id: str, words: ExplanationsFile) -> list[dict[str, Any]]:

@@ -392,3 +392,48 @@ def test_no_uploaded_number_is_left_anywhere(
         for path in folder.rglob("*"):
             if path.is_file() and "source" not in path.relative_to(folder).parts and path.suffix != ".duckdb":
                 assert not _numbers(path.read_bytes().decode("latin-1"), uploaded), path
+
+
+def test_the_list_of_requests_shows_each_caller_only_what_they_may_see(
+    client: TestClient, app_store: Path, cohort: str
+) -> None:
+    people = _people(client)
+    add_user(client, "viewer", "viewer")
+    viewer = clone(client)
+    assert sign_in(viewer, "viewer") == 303
+    cli1, cli3, apr1, apr2, ana = (people[n] for n in ("cli1", "cli3", "apr1", "apr2", "ana"))
+    first = submit(cli1, cohort, "SYN00001", csv_list(practice_numbers(app_store, "SYN00001")))[1]["id"]
+    third = submit(cli3, cohort, "SYN00003", csv_list(practice_numbers(app_store, "SYN00003")))[1]["id"]
+
+    def ids(browser: TestClient) -> dict[int, dict[str, Any]]:
+        response = browser.get("/api/reidentification")
+        assert response.status_code == 200, response.text
+        return {int(r["id"]): r for r in response.json()}
+
+    # cli1 is a clinician of SYN00001 and an approver of PCN01: their own request, and nothing of PCN02
+    assert set(ids(cli1)) == {first} and not ids(cli1)[first]["may_decide"]
+    assert set(ids(cli3)) == {third}  # a clinician sees their own only
+    assert set(ids(apr1)) == {first} and ids(apr1)[first]["may_decide"]  # SYN00001 lies in PCN01
+    assert set(ids(apr2)) == {third} and ids(apr2)[third]["requester"] == "cli3"
+    for refused in (viewer, ana):
+        response = refused.get("/api/reidentification")
+        assert response.status_code == 403 and response.json() == {"message": "your role does not allow this"}
+        assert refused.get("/direct-care").status_code == 403
+
+    # decided: the approver still sees it (recent), now without a decision to take; counts, never numbers
+    assert post(apr1, f"/api/reidentification/{first}/approve")[0] == 200
+    row = ids(apr1)[first]
+    assert (row["status"], row["decided_by"], row["may_decide"]) == ("approved", "apr1", False)
+    everyone = all_source_numbers(app_store)
+    assert set(row) >= {"cohort", "practice_code", "purpose", "submitted", "invalid", "matched", "created_at"}
+    for browser in (cli1, apr1, apr2):
+        assert not _numbers(browser.get("/api/reidentification").text, everyone)
+        assert not _numbers(browser.get("/direct-care").text, everyone)
+
+    # the page: the clinician's form offers only their practices; the approver's queue has the buttons
+    page = cli3.get("/direct-care").text
+    assert '<option value="SYN00003">' in page and '<option value="SYN00001">' not in page
+    assert 'href="/direct-care"' in page  # the nav link, for a clinician
+    queue = apr2.get("/direct-care").text
+    assert f'action="/api/reidentification/{third}/approve"' in queue and "request-form" not in queue
+    assert 'href="/direct-care"' not in viewer.get("/").text

@@ -4,6 +4,7 @@ approved re-identification, nothing for anyone else; opaque, per-user links; eve
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import duckdb
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from openphm.app.data import StoreReader
 from openphm.app.db import AuditRow
+from openphm.person_view import record
 from tests.app.test_direct_care import COHORT_QUERY
 from tests.support.app import add_user, clone, sign_in
 from tests.support.direct_care import csv_list, expected, post, practice_numbers, pseudonym, store_key, submit
@@ -60,6 +63,8 @@ def test_person_view_pseudonymised_identified_and_refused(
         k: v for k, v in identified.items() if k not in {"nhs_number", "pseudonymised"}
     }
     assert seen["segments"] and seen["timeline"]["total"] > 0
+    page = people["ana"].get(mine).text
+    assert 'id="risk-drivers"' in page and "-fold" in page
     assert number not in json.dumps(seen)  # (the pages themselves: tests/app/test_direct_care_browser.py)
 
     # another user's link opens nothing; an analyst elsewhere gets no links to this practice
@@ -75,5 +80,34 @@ def test_person_view_pseudonymised_identified_and_refused(
         rows = list(db.execute(sa.select(AuditRow).order_by(AuditRow.id)).scalars())
         views = [json.loads(r.detail) for r in rows if r.action == "person_view"]
         text = " ".join(r.detail for r in rows)
-    assert [v["identified"] for v in views] == [True, False]
+    assert [v["identified"] for v in views] == [True, False, False]  # the analyst's JSON view, then the page
     assert person not in text and number not in text
+
+
+def test_the_admission_risk_drivers_rebuild_the_stored_score(app_store: Path, store_reader: StoreReader) -> None:
+    """The drivers are the model's terms times the person's own figures: with the intercept they must give back
+    the score the admission_risk stage computed in the engine, for people of high and low risk alike."""
+    with duckdb.connect(str(app_store), read_only=True) as con:
+        applied = con.execute("SELECT count(*) FROM admission_risk_model WHERE kind <> 'intercept'").fetchone()
+        chosen = con.execute(
+            "SELECT person_id, admission_risk FROM admission_risk WHERE as_of = (SELECT max(as_of) FROM admission_risk)"
+            " AND admission_risk IS NOT NULL ORDER BY admission_risk DESC, person_id"
+        ).fetchall()
+    assert applied is not None and applied[0] > 20 and len(chosen) > 100
+    seen = {}
+    for person, stored in (chosen[0], chosen[-1]):
+        found = store_reader.direct_care(lambda eng, pid=person: record(eng, pid))
+        assert found is not None
+        seen[person] = found
+        drivers = found["risk"]["drivers"]
+        assert drivers is not None and found["risk"]["admission_risk"] == stored
+        linear = drivers["intercept"] + sum(f["contribution"] for f in drivers["all"])
+        assert abs(1.0 / (1.0 + math.exp(-linear)) - stored) < 1e-9
+        assert drivers["raising"] == sorted(drivers["raising"], key=lambda f: -f["contribution"])
+        assert all(f["contribution"] > 0 for f in drivers["raising"])
+        assert all(f["contribution"] < 0 for f in drivers["lowering"])
+    top = seen[chosen[0][0]]["risk"]["drivers"]
+    words = {f["feature"] for f in top["all"]}
+    assert {"Age", "Sex", "Electronic Frailty Index"} <= words
+    assert not any("_" in w for w in words)  # plain words, not column names
+    assert len(top["raising"]) == 5  # the highest risk of the store has at least five things raising it

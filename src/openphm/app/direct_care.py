@@ -26,7 +26,8 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -45,6 +46,7 @@ PREFIX = "/api/reidentification"
 TAGS: list[str | Enum] = ["direct care"]
 Requester = Annotated[Principal, requires(Need.REIDENTIFY)]
 Approver = Annotated[Principal, requires(Need.APPROVE)]
+Either = Annotated[Principal, requires(Need.DIRECT_CARE)]
 
 OPEN = ("pending", "approved")
 """States in which the sealed list still exists."""
@@ -63,6 +65,28 @@ class Submitted(BaseModel):
 class Decision(BaseModel):
     id: int
     status: str
+
+
+class Listed(BaseModel):
+    """One request as the list shows it: counts and dates, never a number, a pseudonym or the list."""
+
+    id: int
+    cohort: str
+    practice_code: str
+    purpose: str
+    status: str
+    as_of: str
+    submitted: int
+    invalid: int
+    matched: int
+    requester: str
+    decided_by: str | None
+    created_at: str
+    decided_at: str | None
+    expires_at: str
+    mine: bool
+    may_decide: bool
+    """Pending, of a practice within the caller's approver scope, and not their own."""
 
 
 _UPLOAD = {
@@ -297,6 +321,64 @@ def approved(request: Request, principal: Principal, request_id: int, kind: str)
         return Match(row.as_of, pairs), row.cohort
 
 
+RECENT = timedelta(days=30)
+"""How long a decided request of another user stays on an approver's list (their own stay as long as they exist)."""
+LISTED = 200
+"""The most requests a list shows, newest first."""
+
+
+def visible(request: Request, principal: Principal) -> list[Listed]:
+    """The requests ``principal`` may see: their own (with the reidentify permission), and the pending or
+    recently decided requests of practices within their approver scope. Nothing else - the scope filter of
+    ``Need.DIRECT_CARE``, applied here once for the list route and the page."""
+    state = request.app.state.phm
+    mine = principal.can(Permission.REIDENTIFY)
+    approving = principal.scopes_for(Permission.APPROVE)
+    practices = state.store.snapshot().practices
+    sweep(request)
+    with state.db() as db:
+        recent = sa.or_(Reidentification.status == "pending", Reidentification.decided_at >= now() - RECENT)
+        own = Reidentification.requester_id == principal.user_id
+        where = sa.or_(own, recent) if mine and approving else own if mine else recent
+        rows = db.execute(
+            sa.select(Reidentification).where(where).order_by(Reidentification.id.desc()).limit(LISTED)
+        ).scalars()
+        names: dict[int, str] = {uid: name for uid, name in db.execute(sa.select(User.id, User.username))}
+        out: list[Listed] = []
+        for row in rows:
+            is_mine = mine and row.requester_id == principal.user_id
+            in_scope = bool(approving) and covers(approving, practices.get(row.practice_code) or {})
+            if not (is_mine or in_scope):
+                continue
+            out.append(
+                Listed(
+                    id=row.id,
+                    cohort=row.cohort,
+                    practice_code=row.practice_code,
+                    purpose=row.purpose,
+                    status=row.status,
+                    as_of=row.as_of.isoformat(),
+                    submitted=row.submitted,
+                    invalid=row.invalid,
+                    matched=row.matched,
+                    requester=names.get(row.requester_id, "unknown"),
+                    decided_by=names.get(row.decided_by_id) if row.decided_by_id is not None else None,
+                    created_at=f"{row.created_at:%Y-%m-%d %H:%M}",
+                    decided_at=f"{row.decided_at:%Y-%m-%d %H:%M}" if row.decided_at else None,
+                    expires_at=f"{row.expires_at:%Y-%m-%d %H:%M}",
+                    mine=row.requester_id == principal.user_id,
+                    may_decide=in_scope and row.status == "pending" and row.requester_id != principal.user_id,
+                )
+            )
+    return out
+
+
+def listing(request: Request, principal: Either) -> list[Listed]:
+    """The re-identification requests you may see: a clinician's own; an approver's pending and recently decided
+    requests of practices within their scope. Counts, cohort, practice, purpose, status and dates only."""
+    return visible(request, principal)
+
+
 def worklist_csv(request: Request, principal: Requester, request_id: int) -> Response:
     """The identified worklist of your approved request: NHS number, segment, need tier, risk scores, cohorts,
     the facts behind them and their plain-English explanations (spreadsheet-safe CSV; audited)."""
@@ -322,9 +404,26 @@ def observations(request: Request, principal: Requester, request_id: int) -> JSO
     return JSONResponse(document, media_type="application/fhir+json")
 
 
-def register(app: FastAPI) -> None:
+def register(app: FastAPI, templates: Jinja2Templates) -> None:
     """Add the routes to ``app`` (one line in :func:`openphm.app.server.create_app`). They are added one by one,
     not as an included router, so the declaration check walks each of them like every other route."""
+
+    @app.get("/direct-care", response_class=HTMLResponse, include_in_schema=False)
+    def direct_care_page(request: Request, principal: Either) -> Response:
+        """The clinician's request form and requests, and the approver's queue (docs/direct-care.md)."""
+        snapshot = request.app.state.phm.store.snapshot()
+        scopes = principal.scopes_for(Permission.REIDENTIFY)
+        context = {
+            "principal": principal,
+            "requests": visible(request, principal),
+            "cohorts": sorted(snapshot.cohorts),
+            "practices": sorted(code for code, area in snapshot.practices.items() if covers(scopes, area)),
+            "clinician": bool(scopes),
+            "approver": bool(principal.scopes_for(Permission.APPROVE)),
+        }
+        return templates.TemplateResponse(request, "direct_care.html", context)
+
+    app.get(PREFIX, tags=TAGS)(listing)
     app.post(PREFIX, status_code=201, tags=TAGS, openapi_extra=_UPLOAD)(submit)
     app.post(PREFIX + "/{request_id}/approve", tags=TAGS)(approve)
     app.post(PREFIX + "/{request_id}/refuse", tags=TAGS)(refuse)

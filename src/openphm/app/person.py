@@ -140,5 +140,12 @@ def register(app: FastAPI, templates: Jinja2Templates) -> None:
         found = view(request, principal, token)
         return templates.TemplateResponse(request, "person.html", {"principal": principal, "person": found})
 
+    @app.get("/direct-care/{request_id}/people", response_class=HTMLResponse, include_in_schema=False)
+    def request_people_page(request: Request, principal: Requester, request_id: int) -> Response:
+        """The people of your approved request, with their NHS numbers and person-view links (audited)."""
+        people = request_people(request, principal, request_id)
+        context = {"principal": principal, "request_id": request_id, "people": people}
+        return templates.TemplateResponse(request, "direct_care_people.html", context)
+
     app.get("/api/person-links", tags=["person view"])(person_links)
     app.get("/api/reidentification/{request_id}/people", tags=["direct care"])(request_people)

@@ -14,6 +14,9 @@ refused when the app is built (:func:`check_declarations`), so nothing is reacha
   own list (``clinician``, ``approver``), and a server started with the pseudonymisation key: without it these
   routes answer 403 "re-identification is disabled". Which practice a grant covers is checked with
   :meth:`Principal.scopes_for` and :func:`covers` in :mod:`openphm.app.direct_care`, for the request's practice;
+- ``DIRECT_CARE``: either of those two (the list of requests and the ``/direct-care`` page, which serve both
+  roles); which requests a caller sees is then decided by :func:`openphm.app.direct_care.visible`: their own, and
+  those of practices within their approver scope;
 - ``PERSON_VIEW``: the person view: a grant allowing person-level rows or re-identification; the person's
   practice must lie within that grant's scope (:mod:`openphm.app.person`).
 
@@ -53,6 +56,7 @@ class Need(StrEnum):
     ADMINISTER = "administer"
     REIDENTIFY = "reidentify"
     APPROVE = "approve"
+    DIRECT_CARE = "direct_care"
     PERSON_VIEW = "person_view"
 
 
@@ -62,10 +66,11 @@ _PERMISSION = {
     Need.ADMINISTER: (Permission.ADMINISTER,),
     Need.REIDENTIFY: (Permission.REIDENTIFY,),
     Need.APPROVE: (Permission.APPROVE,),
+    Need.DIRECT_CARE: (Permission.REIDENTIFY, Permission.APPROVE),
     Need.PERSON_VIEW: (Permission.PERSON_LEVEL, Permission.REIDENTIFY),
 }
 """The permissions that satisfy each need (any one of them)."""
-NEEDS_KEY = frozenset({Need.REIDENTIFY, Need.APPROVE})
+NEEDS_KEY = frozenset({Need.REIDENTIFY, Need.APPROVE, Need.DIRECT_CARE})
 """Needs that exist only on a server holding the pseudonymisation key."""
 DISABLED = "re-identification is disabled: this server was started without the pseudonymisation key (--key-file)"
 

@@ -389,7 +389,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         app.state.oidc = oidc.Provider(settings.oidc, settings.key)
         oidc.add_routes(app, app.state.oidc, _login)
 
-    direct_care.register(app)
+    direct_care.register(app, templates)
     person.register(app, templates)
     check_declarations(app)
     return app

@@ -89,7 +89,7 @@ def _applied(model: Model | None, source: str, context: RunContext) -> nw.LazyFr
     return context.engine.frame(table)
 
 
-def _read_applied(applied: nw.LazyFrame) -> Model | None:
+def read_applied(applied: nw.LazyFrame) -> Model | None:
     """The model an ``admission_risk_model`` table holds (None for the no-model row :func:`_applied` writes)."""
     rows = applied.collect(backend="polars").rows(named=True)
     return None if [r["kind"] for r in rows] == [NO_MODEL] else Model.from_rows(rows)
@@ -146,7 +146,7 @@ def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: Run
 def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Probability of an emergency admission in the next 12 months for everyone in the population."""
     applied = required(tables, APPLIED_TABLE)
-    model = _read_applied(applied)
+    model = read_applied(applied)
     terms = model.terms if model is not None else ()
     raw = raw_features(tables, context.engine, context.as_of, terms, condition_ids(context))
     if model is None:
