@@ -29,11 +29,10 @@ from openphm.app.accounts import Scope
 from openphm.app.data import StoreReader
 from openphm.app.server import create_app
 from tests.support.app import HIERARCHY, PASSWORD, settings
+from tests.support.axe import AXE, scan
 from tests.support.report import ARGS, CHROMIUM
 
-AXE = Path(__file__).parents[1] / "data" / "axe" / "axe.min.js"
 CHARTS = ".app-chart__plot, figure.chart, [data-chart]"  # the containers a Vega chart draws into
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def _free_port() -> int:
@@ -69,22 +68,6 @@ class Watch:
 
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def _scan(page: Any, axe: str) -> list[str]:
-    """axe-core's serious and critical WCAG 2.1 A/AA violations on the page, one line each.
-
-    axe is evaluated through the DevTools protocol (``page.evaluate``), which the page's CSP (``script-src 'self'``)
-    does not govern; a ``<script>`` tag (``add_script_tag``) would be refused by that policy, as it should be."""
-    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-        page.evaluate(axe)
-    result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG)
-    assert len(result["passes"]) >= 10, f"axe checked next to nothing on {page.url}"
-    return [
-        f"{page.url}: {v['id']} ({v['impact']}): {v['help']} - {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def _charts_drawn(page: Any) -> int:
@@ -138,7 +121,7 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
 
             # sign in through the form
             page.goto("/login")
-            violations += _scan(page, axe)
+            violations += scan(page, axe)
             page.fill("#username", "ana")
             page.fill("#password", PASSWORD)
             page.click("button[type=submit]")
@@ -157,7 +140,7 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
                 assert response is not None and response.status == 200, href
                 assert page.url.startswith(served + href), f"{href} went to {page.url}"
                 charts += _charts_drawn(page)
-                violations += _scan(page, axe)
+                violations += scan(page, axe)
 
             assert charts >= 10, f"only {charts} charts drawn on the pages the navigation links to"
 
@@ -179,7 +162,7 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
             assert _show(page, "practice", practice) == practice
             assert practice in page.inner_text("h1")
             charts += _charts_drawn(page)
-            violations += _scan(page, axe)
+            violations += scan(page, axe)
             assert _show(page, "icb") == icb  # and back up: the ICB that contains the practice
 
             # the first cohort's member list downloads, and holds what the API lists
@@ -196,7 +179,7 @@ def test_a_signed_in_walk_through_every_page(served: str) -> None:
 
             # the scan can fail: a field without a label is a critical violation
             page.evaluate("() => document.querySelector('main').insertAdjacentHTML('beforeend', '<input id=bare>')")
-            assert any(" label (critical)" in v for v in _scan(page, axe))
+            assert any(" label (critical)" in v for v in scan(page, axe))
 
             page.goto("/")
             with page.expect_navigation():

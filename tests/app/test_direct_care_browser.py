@@ -24,9 +24,9 @@ from openphm.app import accounts
 from openphm.app.accounts import Scope
 from openphm.app.data import StoreReader
 from openphm.app.server import create_app
-from tests.app.test_browser import AXE, _scan
 from tests.app.test_direct_care import COHORT_QUERY
 from tests.support.app import PASSWORD, settings
+from tests.support.axe import AXE, scan
 from tests.support.direct_care import csv_list, expected, practice_numbers, pseudonym, store_key
 from tests.support.report import ARGS, CHROMIUM
 
@@ -98,7 +98,7 @@ def test_request_approve_download_and_view_in_a_browser(server: tuple[str, Any],
             _sign_in(clinician, base, "cli1")
             clinician.click("nav >> text=Direct care")
             clinician.wait_for_url(f"{base}/direct-care")
-            violations += _scan(clinician, axe)
+            violations += scan(clinician, axe)
             clinician.select_option("#cohort", cohort)
             clinician.select_option("#practice_code", "SYN00001")
             clinician.fill("#purpose", "Frailty clinic invitations")
@@ -117,7 +117,7 @@ def test_request_approve_download_and_view_in_a_browser(server: tuple[str, Any],
             # the approver finds it in the queue and approves it on the page
             _sign_in(approver, base, "apr1")
             approver.goto(f"{base}/direct-care")
-            violations += _scan(approver, axe)
+            violations += scan(approver, axe)
             assert approver.locator("#request-form").count() == 0
             with approver.expect_navigation():
                 approver.get_by_role("button", name=f"Approve request {request_id}").click()
@@ -126,14 +126,14 @@ def test_request_approve_download_and_view_in_a_browser(server: tuple[str, Any],
             # the clinician downloads the worklist and opens a person from the people list
             clinician.reload()
             assert clinician.locator(f"#request-{request_id} .app-status").inner_text() == "approved by apr1"
-            violations += _scan(clinician, axe)
+            violations += scan(clinician, axe)
             with clinician.expect_download() as download:
                 clinician.get_by_role("link", name=f"Worklist (CSV) of request {request_id}").click()
             rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
             assert {r["nhs_number"] for r in rows} == want
             clinician.get_by_role("link", name=f"People of request {request_id}").click()
             clinician.wait_for_url(f"{base}/direct-care/{request_id}/people")
-            violations += _scan(clinician, axe)
+            violations += scan(clinician, axe)
             first = clinician.locator("#people tbody th").first.inner_text()
             number = first.replace(" ", "")
             assert number in want and clinician.locator("#people tbody tr").count() == len(want)
