@@ -303,15 +303,18 @@ def create_app(settings: AppSettings) -> FastAPI:
             )
         return frame
 
-    @app.get("/api/cohorts/{name}/members", tags=["cohorts"])
+    @app.get("/api/cohorts/{name}/members", tags=["cohorts"], response_model=list[dict[str, Any]])
     def members(
         principal: PersonLevel,
         name: str,
         practice_code: Annotated[str | None, Query(max_length=32)] = None,
         as_of: date | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Pseudonymised members of a cohort within your scope (analysts only; every call is audited)."""
-        return _rows(_audited_members(principal, name, practice_code, as_of, "person_level_view"))
+        frame = _audited_members(principal, name, practice_code, as_of, "person_level_view")
+        # Polars writes the rows' JSON itself (NaN as null, dates in ISO form, as _rows and FastAPI would):
+        # through Python dicts and FastAPI's encoder a national list of thousands of rows took ten times longer.
+        return Response(frame.write_json(), media_type="application/json")
 
     @app.get("/api/cohorts/{name}/members.csv", tags=["cohorts"], response_class=Response)
     def members_csv(
