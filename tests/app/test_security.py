@@ -138,3 +138,41 @@ def test_errors_are_json_without_a_trace(make_client: Callable[..., TestClient])
         assert response.status_code == status, path
         body = response.json()
         assert isinstance(body["message"], str) and "Traceback" not in response.text and "soon" not in response.text
+
+
+def test_a_request_reads_its_session_without_the_write_lock(make_client: Callable[..., TestClient]) -> None:
+    """Within a minute of the last write a signed-in request only reads the app database: it is answered while
+    another transaction holds SQLite's write lock (it used to queue behind it), and last_seen_at is left alone;
+    after a minute it is written again, so idle expiry stays exact to the minute."""
+    import sqlite3
+
+    from openphm.app.db import Session
+
+    client = make_client()
+    add_user(client, "ana", "viewer")
+    assert sign_in(client, "ana") == 303
+    factory = client.app.state.phm.db
+
+    def last_seen() -> object:
+        with factory() as db:
+            return db.scalar(sa.select(Session.last_seen_at))
+
+    recent = now() - timedelta(seconds=50)
+    with factory() as db, db.begin():
+        db.execute(sa.update(Session).values(last_seen_at=recent))
+    engine = factory.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        writer = sqlite3.connect(engine.url.database, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # someone else is writing (a sign-in, an audit row)
+        try:
+            assert client.get("/api/me").status_code == 200
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+    else:
+        assert client.get("/api/me").status_code == 200
+    assert last_seen() == recent
+    with factory() as db, db.begin():
+        db.execute(sa.update(Session).values(last_seen_at=now() - timedelta(minutes=2)))
+    assert client.get("/api/me").status_code == 200
+    assert last_seen() >= now() - timedelta(seconds=5)

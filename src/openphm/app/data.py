@@ -3,18 +3,23 @@
 The store is opened read-only, once per version, and its connection shared under a lock. Aggregates are the output of
 :func:`openphm.analytics.published.published_tables` - the one disclosure-controlled path every export takes -
 computed once per store version and kept; a new version (``phm run`` swaps the store file or folder atomically)
-has a new inode and modification time, so the next request sees it without a restart.
+has a new inode and modification time, so the next request sees it without a restart. Only the first request
+after a publish builds the snapshot (the others wait on the lock for it); the rest read the kept snapshot
+without taking the lock, so a slow store query never queues the pages behind it.
 
-Person-level rows are read only through :meth:`StoreReader.members`, which takes the caller's scopes and puts
-them in the query itself, and through :meth:`StoreReader.direct_care`, which runs :mod:`openphm.reidentify`'s
-functions (a practice's own matched list, one person's view) after the direct-care routes checked the scope.
+Person-level rows are read only through :meth:`StoreReader.members`, which takes the caller's scopes and puts them
+in the query itself (and :meth:`StoreReader.direct_care` runs :mod:`openphm.reidentify`'s functions - a practice's
+own matched list, one person's view - after the direct-care routes checked the scope). The query runs on a cohort's
+rows of one store version, read from the store once and kept (every cohort at its latest ``as_of`` in one pass, an
+older ``as_of`` when first asked for): a store version never changes, and joining ``cohort_member`` to three person
+tables of a large store for every list was most of the application's time under load (``docs/performance.md``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +36,10 @@ from openphm.engine import Engine, open_store
 from openphm.ingest.policy import PurposeError, check_output_purpose, store_governance
 
 T = TypeVar("T")
+
+KEPT_MEMBER_FRAMES = 64
+"""How many (cohort, as_of) member frames one store version keeps: every cohort at its latest as_of, and the
+older ones asked for most recently (bounded, as every as_of of every cohort of a large store is too much memory)."""
 
 POLICY = "nhs"  # the disclosure policy of everything the application shows (counts 1-7 redacted, rounded to 5)
 
@@ -64,6 +73,14 @@ class Snapshot:
     tables: frozenset[str]
     refused: str | None = None
     """Why the aggregates are withheld: the store was not ingested for planning (its opt-outs were not applied)."""
+    by_area: dict[str, dict[tuple[str, str], pl.DataFrame]] = field(default_factory=dict)
+    """Each aggregate table with level and area_code columns, split by (level, area_code) once per version: a
+    request looks its area up instead of filtering the whole table (most of an aggregates request's time)."""
+
+    def area_rows(self, table: str, level: str, area_code: str) -> pl.DataFrame:
+        """The rows of ``table`` (one with level and area columns) for one area; none for an unknown area."""
+        rows = self.by_area[table].get((level, area_code))
+        return rows if rows is not None else self.aggregates[table].clear()
 
 
 class StoreReader:
@@ -74,13 +91,21 @@ class StoreReader:
         self._snapshot: Snapshot | None = None
         self._engine: Engine | None = None
         self._derived: dict[tuple[str, tuple[int, int]], Any] = {}
+        self._members: tuple[tuple[int, int] | None, dict[tuple[str, date | None], pl.DataFrame]] = (None, {})
+        """(store version, a cohort's members at one as_of (None: its latest) with every area code): one tuple, so
+        a request without the lock never pairs one version's frames with another's version."""
 
     def _version(self) -> tuple[int, int]:
         stat = self.store.stat()
         return stat.st_ino, stat.st_mtime_ns
 
     def snapshot(self) -> Snapshot:
-        """The current store's published content, rebuilt when the store was replaced."""
+        """The current store's published content, rebuilt when the store was replaced.
+
+        The kept snapshot is read without the lock (one attribute read, atomic): the lock is for building it."""
+        kept = self._snapshot
+        if kept is not None and kept.version == self._version():
+            return kept
         with self._lock:
             return self._current()[0]
 
@@ -128,13 +153,26 @@ class StoreReader:
             set(attrition) | set(aggregates["agg_cohort"]["cohort"].to_list() if "agg_cohort" in aggregates else [])
         )
         areas = _areas(practice, population)
+        by_area = {
+            name: {
+                (str(level), str(code)): rows
+                for (level, code), rows in frame.partition_by(["level", "area_code"], as_dict=True).items()
+            }
+            for name, frame in aggregates.items()
+            if {"level", "area_code"} <= set(frame.columns)
+        }
         return Snapshot(
-            version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()), refused
+            version, aggregates, areas, _practices(practice), cohorts, as_of, frozenset(eng.tables()), refused, by_area
         )
 
     def derived(self, name: str, build: Callable[[Engine], T]) -> T:
         """``build(engine)`` of the current store version, computed once and kept until the store is replaced
-        (e.g. the data page's run log and quality summary: small, and already disclosure-controlled by ``build``)."""
+        (e.g. the data page's run log and quality summary, an overview page's figures: small, and already
+        disclosure-controlled by ``build``). A value already built is returned without taking the lock."""
+        kept, derived = self._snapshot, self._derived
+        if kept is not None and (name, kept.version) in derived and kept.version == self._version():
+            found: T = derived[(name, kept.version)]
+            return found
         with self._lock:
             snapshot, eng = self._current()
             key = (name, snapshot.version)
@@ -153,37 +191,76 @@ class StoreReader:
         self, cohort: str, scopes: tuple[Scope, ...], practice_code: str | None, as_of: date | None
     ) -> pl.DataFrame:
         """The pseudonymised members of ``cohort`` at ``as_of`` (default the latest) registered within ``scopes``
-        (and at ``practice_code`` when given). No scope, no rows."""
+        (and at ``practice_code`` when given), by admission risk, highest first. No scope, no rows."""
         if not scopes:
             return pl.DataFrame(schema=dict.fromkeys(MEMBER_COLUMNS, pl.String))
+        frame = nw.from_native(self._cohort(cohort, as_of))
+        if not any(scope.level == "national" for scope in scopes):
+            frame = frame.filter(_in_scopes(scopes))
+        if practice_code is not None:
+            frame = frame.filter(nw.col("practice_code") == practice_code)
+        native: pl.DataFrame = nw.to_native(frame.select(*MEMBER_COLUMNS))
+        return native
+
+    def _cohort(self, cohort: str, as_of: date | None) -> pl.DataFrame:
+        """Every member of ``cohort`` at ``as_of`` (None: the latest) with its area codes, sorted; kept per
+        store version. The first list asked for reads every cohort's latest members in one query, so fifty
+        people opening lists at once after a publish wait for one read of the store, not one each."""
+        version, frames = self._members
+        kept = frames.get((cohort, as_of))
+        if kept is not None and version == self._version():
+            return kept
         with self._lock:
             snapshot, eng = self._current()
-            members = (
-                eng.table("cohort_member").filter(nw.col("cohort") == cohort).select("person_id", "as_of", "reasons")
-            )
-            if as_of is None:
-                latest = members.select(nw.col("as_of").max()).collect(backend="polars").item()
-                as_of = latest
-            population = eng.table("population").select("person_id", "as_of", *CODE_COLUMNS.values())
-            frame = members.filter(nw.col("as_of") == as_of).join(population, on=["person_id", "as_of"], how="left")
-            if not any(scope.level == "national" for scope in scopes):
-                frame = frame.filter(_in_scopes(scopes))
-            if practice_code is not None:
-                frame = frame.filter(nw.col("practice_code") == practice_code)
-            for table, columns in (
-                ("segment", ("segment", "maternal", "need_tier")),
-                ("admission_risk", ("admission_risk", "risk_centile")),
-                ("risk", ("efi_category", "qrisk3")),
-            ):
-                if table in snapshot.tables:
-                    frame = frame.join(
-                        eng.table(table).select("person_id", "as_of", *columns), on=["person_id", "as_of"], how="left"
-                    )
-                else:
-                    frame = frame.with_columns(nw.lit(None).alias(c) for c in columns)
-            result = frame.select(*MEMBER_COLUMNS).collect(backend="polars")
-        native: pl.DataFrame = nw.to_native(result)
-        return native.sort(["admission_risk", "person_id"], descending=[True, False], nulls_last=True)
+            if self._members[0] != snapshot.version:
+                self._members = (snapshot.version, self._read_members(eng, snapshot, None))
+            frames = self._members[1]
+            if (cohort, as_of) not in frames:
+                if len(frames) >= KEPT_MEMBER_FRAMES + len(snapshot.cohorts):
+                    del frames[next((key for key in frames if key[1] is not None), next(iter(frames)))]
+                read = self._read_members(eng, snapshot, (cohort, as_of)) if as_of is not None else {}
+                frames[(cohort, as_of)] = read.get((cohort, as_of), _no_members())
+            return frames[(cohort, as_of)]
+
+    @staticmethod
+    def _read_members(
+        eng: Engine, snapshot: Snapshot, wanted: tuple[str, date] | None
+    ) -> dict[tuple[str, date | None], pl.DataFrame]:
+        """The members of one (cohort, as_of), or with None of every cohort at its own latest as_of (keyed
+        (cohort, None)), joined to their area codes and what a case-finding list sorts by."""
+        if not eng.has_table("cohort_member"):
+            return {}
+        members = eng.table("cohort_member").select("cohort", "person_id", "as_of", "reasons")
+        if wanted is None:
+            latest = members.group_by("cohort").agg(nw.col("as_of").max())
+            members = members.join(latest, on=["cohort", "as_of"], how="inner")
+        else:
+            members = members.filter((nw.col("cohort") == wanted[0]) & (nw.col("as_of") == wanted[1]))
+        population = eng.table("population").select("person_id", "as_of", *CODE_COLUMNS.values())
+        frame = members.join(population, on=["person_id", "as_of"], how="left")
+        for table, columns in (
+            ("segment", ("segment", "maternal", "need_tier")),
+            ("admission_risk", ("admission_risk", "risk_centile")),
+            ("risk", ("efi_category", "qrisk3")),
+        ):
+            if table in snapshot.tables:
+                frame = frame.join(
+                    eng.table(table).select("person_id", "as_of", *columns), on=["person_id", "as_of"], how="left"
+                )
+            else:
+                frame = frame.with_columns(nw.lit(None).alias(c) for c in columns)
+        codes = [c for c in CODE_COLUMNS.values() if c != "practice_code"]
+        native: pl.DataFrame = nw.to_native(frame.select("cohort", *MEMBER_COLUMNS, *codes).collect(backend="polars"))
+        ordered = native.sort(["admission_risk", "person_id"], descending=[True, False], nulls_last=True)
+        return {
+            (str(name), None if wanted is None else wanted[1]): part.drop("cohort")
+            for (name,), part in ordered.partition_by("cohort", as_dict=True, maintain_order=True).items()
+        }
+
+
+def _no_members() -> pl.DataFrame:
+    columns = [*MEMBER_COLUMNS, *(c for c in CODE_COLUMNS.values() if c != "practice_code")]
+    return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
 
 
 def _in_scopes(scopes: tuple[Scope, ...]) -> nw.Expr:

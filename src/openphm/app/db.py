@@ -141,10 +141,17 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> No
     cursor.close()
 
 
+READ_ONLY = {"phm_read_only": True}
+"""Execution options of a transaction that only reads (``db.connection(execution_options=READ_ONLY)`` first)."""
+
+
 def _sqlite_begin(connection: sa.Connection) -> None:
     """Every SQLite transaction takes the write lock at its start: one that reads, then writes (a sign-in, an
-    audit append) would otherwise fail at once, not wait, when another wrote in between (WAL's stale snapshot)."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    audit append) would otherwise fail at once, not wait, when another wrote in between (WAL's stale snapshot).
+    A transaction marked :data:`READ_ONLY` (the session check of every request) takes none: under WAL it reads a
+    consistent snapshot beside the writer, and fifty people browsing no longer queue on the lock to be recognised."""
+    read_only = connection.get_execution_options().get("phm_read_only", False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def migrate(engine: sa.Engine) -> None:

@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session as DBSession
 from sqlalchemy.orm import sessionmaker
 
 from openphm.app.accounts import Scope
-from openphm.app.db import Grant, LoginAttempt, Session, User, now
+from openphm.app.db import READ_ONLY, Grant, LoginAttempt, Session, User, now
 from openphm.app.policy import Principal
 
 SESSION_COOKIE = "phm_session"
 LOGIN_COOKIE = "phm_login"
-TOUCH_EVERY = timedelta(seconds=30)  # last_seen is written at most this often (fewer writes per request)
+TOUCH_EVERY = timedelta(minutes=1)
+"""last_seen_at is written at most this often: idle expiry is measured to the minute, and a request within the
+minute only reads the database."""
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -121,25 +123,28 @@ class Sessions:
         if not token:
             return None
         token_hash = _hash(token)
+        at = now()
         with self.factory() as db, db.begin():
+            db.connection(execution_options=READ_ONLY)  # only reads: no write lock on SQLite
             row = db.execute(
                 sa.select(Session, User).join(User, User.id == Session.user_id).where(Session.token_hash == token_hash)
             ).one_or_none()
             if row is None:
                 return None
             session, user = row
-            at = now()
             expired = at - session.last_seen_at > self.limits.idle or at - session.created_at > self.limits.absolute
-            if expired or user.disabled:
-                db.delete(session)
-                return None
-            if at - session.last_seen_at > TOUCH_EVERY:
-                session.last_seen_at = at
-            grants = db.execute(sa.select(Grant).where(Grant.user_id == user.id).order_by(Grant.id)).scalars()
-            return Principal(
-                user_id=user.id,
-                username=user.username,
-                grants=tuple((g.role, Scope(g.scope_level, g.scope_code)) for g in grants),
-                session_hash=token_hash,
-                csrf_token=self._mac("csrf", token_hash),
-            )
+            grants = db.execute(sa.select(Grant).where(Grant.user_id == user.id).order_by(Grant.id)).scalars().all()
+        if expired or user.disabled:
+            with self.factory() as db, db.begin():
+                db.execute(sa.delete(Session).where(Session.token_hash == token_hash))
+            return None
+        if at - session.last_seen_at >= TOUCH_EVERY:
+            with self.factory() as db, db.begin():
+                db.execute(sa.update(Session).where(Session.token_hash == token_hash).values(last_seen_at=at))
+        return Principal(
+            user_id=user.id,
+            username=user.username,
+            grants=tuple((g.role, Scope(g.scope_level, g.scope_code)) for g in grants),
+            session_hash=token_hash,
+            csrf_token=self._mac("csrf", token_hash),
+        )

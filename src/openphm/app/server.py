@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openphm.analytics import AGG_TABLES
 from openphm.app import accounts, api_analytics, audit, direct_care, pages, person
-from openphm.app.data import StoreReader
+from openphm.app.data import Snapshot, StoreReader
 from openphm.app.db import AuditRow, LoginAttempt, User, now
 from openphm.app.policy import Need, Principal, check_declarations, covers, requires
 from openphm.app.roles import LEVELS, ROLES
@@ -99,6 +99,13 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """JSON-safe rows: NaN (a redacted or undefined rate) becomes null."""
     floats = [c for c, t in frame.schema.items() if t.is_float()]
     return frame.with_columns(pl.col(c).fill_nan(None) for c in floats).to_dicts()
+
+
+def _json(frame: pl.DataFrame) -> Response:
+    """The rows as a JSON array, written by Polars: the same JSON as :func:`_rows` through FastAPI's encoder (NaN
+    as null, dates in ISO form) at a tenth of the time for a member list of thousands of rows, without the
+    response model's validation pass over every row."""
+    return Response(frame.write_json(), media_type="application/json")
 
 
 def _check_level(level: str) -> None:
@@ -237,17 +244,18 @@ def create_app(settings: AppSettings) -> FastAPI:
     def areas(_principal: Aggregates, level: Level = "national") -> list[Area]:
         """The areas of one geography level with their names and parent's code."""
         _check_level(level)
-        frame = state.store.snapshot().areas.filter(pl.col("level") == level)
-        return [Area(**row) for row in frame.to_dicts()]
+        snapshot = state.store.snapshot()
+        rows = state.store.derived(f"areas:{level}", lambda _eng: snapshot.areas.filter(pl.col("level") == level))
+        return [Area(**row) for row in rows.to_dicts()]
 
-    @app.get("/api/aggregates/{table}", tags=["aggregates"])
+    @app.get("/api/aggregates/{table}", tags=["aggregates"], response_model=list[dict[str, Any]])
     def aggregates(
         _principal: Aggregates,
         table: str,
         level: Level,
         area_code: Annotated[str, Query(max_length=32)],
         as_of: date | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """The rows of one ``agg_*`` table for one area, disclosure-controlled as every export is."""
         _check_level(level)
         snapshot = state.store.snapshot()
@@ -256,14 +264,12 @@ def create_app(settings: AppSettings) -> FastAPI:
         frames = snapshot.aggregates
         if table not in AGG_TABLES or table not in frames:
             raise HTTPException(404, f"no aggregate table '{table}' in this store")
-        frame = frames[table]
-        if "level" in frame.columns:
-            frame = frame.filter((pl.col("level") == level) & (pl.col("area_code") == area_code))
+        frame = snapshot.area_rows(table, level, area_code) if table in snapshot.by_area else frames[table]
         if as_of is not None:
             column = next((c for c in ("as_of", "to_as_of") if c in frame.columns), None)
             if column is not None:
                 frame = frame.filter(pl.col(column) == as_of)
-        return _rows(frame)
+        return _json(frame)
 
     @app.get("/api/cohorts", tags=["cohorts"])
     def cohorts(_principal: Aggregates) -> list[Cohort]:
@@ -305,15 +311,15 @@ def create_app(settings: AppSettings) -> FastAPI:
             )
         return frame
 
-    @app.get("/api/cohorts/{name}/members", tags=["cohorts"])
+    @app.get("/api/cohorts/{name}/members", tags=["cohorts"], response_model=list[dict[str, Any]])
     def members(
         principal: PersonLevel,
         name: str,
         practice_code: Annotated[str | None, Query(max_length=32)] = None,
         as_of: date | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Response:
         """Pseudonymised members of a cohort within your scope (analysts only; every call is audited)."""
-        return _rows(_audited_members(principal, name, practice_code, as_of, "person_level_view"))
+        return _json(_audited_members(principal, name, practice_code, as_of, "person_level_view"))
 
     @app.get("/api/cohorts/{name}/members.csv", tags=["cohorts"], response_class=Response)
     def members_csv(
@@ -344,24 +350,12 @@ def create_app(settings: AppSettings) -> FastAPI:
     ) -> Response:
         _check_level(level)
         snapshot = state.store.snapshot()
-        areas = snapshot.areas
-        choices = areas.filter(pl.col("level") == level).to_dicts()
-        code = _drill(areas, choices, area_code)
-        area = next((a for a in choices if a["code"] == code), None)
-        if area is None:
-            raise HTTPException(404, "no such area")
-        parent = next((a for a in areas.to_dicts() if a["code"] == area["parent"]), None)
-        when = as_of or (snapshot.as_of[-1] if snapshot.as_of else None)
-        context = {
-            "principal": principal,
-            "levels": LEVELS,
-            "level": level,
-            "choices": choices,
-            "area": area,
-            "as_of": when,
-            "as_of_options": snapshot.as_of,
-            "columns": [_figures(snapshot.aggregates, a, when) for a in (area, parent) if a is not None],
-        }
+        if as_of is not None and as_of not in snapshot.as_of:  # any date may be asked for: not kept
+            figures = _overview(snapshot, level, area_code, as_of)
+        else:  # the same for everyone for the whole store version: built once (an unknown area is 404, not kept)
+            key = f"overview:{level}:{area_code}:{as_of}"
+            figures = state.store.derived(key, lambda _eng: _overview(snapshot, level, area_code, as_of))
+        context = {"principal": principal, **figures}
         return templates.TemplateResponse(request, "overview.html", context)
 
     @app.get("/cohorts", response_class=HTMLResponse, include_in_schema=False)
@@ -395,6 +389,27 @@ def create_app(settings: AppSettings) -> FastAPI:
     return app
 
 
+def _overview(snapshot: Snapshot, level: str, area_code: str | None, as_of: date | None) -> dict[str, Any]:
+    """The overview page's content for one area and as_of (all but who is asking)."""
+    areas = snapshot.areas
+    choices = areas.filter(pl.col("level") == level).to_dicts()
+    code = _drill(areas, choices, area_code)
+    area = next((a for a in choices if a["code"] == code), None)
+    if area is None:
+        raise HTTPException(404, "no such area")
+    parent = next((a for a in areas.to_dicts() if a["code"] == area["parent"]), None)
+    when = as_of or (snapshot.as_of[-1] if snapshot.as_of else None)
+    return {
+        "levels": LEVELS,
+        "level": level,
+        "choices": choices,
+        "area": area,
+        "as_of": when,
+        "as_of_options": snapshot.as_of,
+        "columns": [_figures(snapshot, a, when) for a in (area, parent) if a is not None],
+    }
+
+
 def _drill(areas: pl.DataFrame, choices: list[dict[str, Any]], area_code: str | None) -> str | None:
     """The area to show at the chosen level. ``area_code`` itself when it is at that level; when it is an area of
     another level (the picker's level was changed, its area not yet), the area of the chosen level that contains
@@ -420,13 +435,12 @@ def _filename(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:64]
 
 
-def _figures(aggregates: dict[str, pl.DataFrame], area: dict[str, Any], as_of: date | None) -> dict[str, Any]:
+def _figures(snapshot: Snapshot, area: dict[str, Any], as_of: date | None) -> dict[str, Any]:
     """The overview's figures for one area: population, segments, largest registers, activity per head."""
-    where = (pl.col("level") == area["level"]) & (pl.col("area_code") == area["code"]) & (pl.col("as_of") == as_of)
+    where = pl.col("as_of") == as_of
     out: dict[str, Any] = {"area": area, "population": None, "segments": [], "registers": [], "activity": {}}
-    population = aggregates.get("agg_population")
-    if population is not None:
-        rows = population.filter(where)
+    if "agg_population" in snapshot.by_area:
+        rows = snapshot.area_rows("agg_population", area["level"], area["code"]).filter(where)
         total = rows.filter(pl.col("breakdown") == "total")
         if total.height:
             first = _rows(total)[0]
@@ -443,8 +457,8 @@ def _figures(aggregates: dict[str, pl.DataFrame], area: dict[str, Any], as_of: d
         out["segments"] = _rows(
             rows.filter(pl.col("breakdown") == "segment").select("segment", "people", "maternal").sort("segment")
         )
-    registers = aggregates.get("agg_register")
-    if registers is not None:
+    if "agg_register" in snapshot.by_area:
+        registers = snapshot.area_rows("agg_register", area["level"], area["code"])
         top = registers.filter(where).sort("people", descending=True, nulls_last=True).head(10)
         out["registers"] = _rows(top.select("definition", "people", "prevalence_pct"))
     return out
