@@ -137,3 +137,18 @@ def test_a_store_not_ingested_for_planning_serves_no_aggregates(
     assert answer.status_code != 403  # not refused (this store has no run yet, so no such table: 404)
     with allowed.app.state.phm.db() as db:
         assert "purpose_override" in {row.action for row in db.query(audit.AuditRow)}
+
+
+def test_the_overview_sets_the_area_beside_its_peers(make_client: Callable[..., TestClient]) -> None:
+    """A practice beside the other practices of its PCN (and no other), each with its published population."""
+    client = make_client()
+    add_user(client, "vic", "viewer")
+    assert sign_in(client, "vic") == 303
+    page = client.get("/", params={"level": "practice", "area_code": "SYN00001", "as_of": "2025-03-31"}).text
+    peers = page[page.index('id="peers"') : page.index("</table>", page.index('id="peers"'))]
+    assert "SYN00002" in peers and "SYN00003" not in peers and "SYN00004" not in peers
+    rows = client.get(
+        "/api/aggregates/agg_population", params={"level": "practice", "area_code": "SYN00002", "as_of": "2025-03-31"}
+    ).json()
+    people = next(r["people"] for r in rows if r["breakdown"] == "total")
+    assert f">{people:,}<" in peers

@@ -407,7 +407,19 @@ def _overview(snapshot: Snapshot, level: str, area_code: str | None, as_of: date
         "as_of": when,
         "as_of_options": snapshot.as_of,
         "columns": [_figures(snapshot, a, when) for a in (area, parent) if a is not None],
+        "peers": [_figures(snapshot, a, when, registers=False) for a in [area, *_peers(choices, area)]],
     }
+
+
+PEERS_SHOWN = 40
+"""At most this many peers beside the area (a PCN's practices, an ICB's sub-ICBs; never a whole level)."""
+
+
+def _peers(choices: list[dict[str, Any]], area: dict[str, Any]) -> list[dict[str, Any]]:
+    """The other areas of the level with the same parent: the comparison users make first (practices of a PCN)."""
+    if area.get("parent") is None:
+        return []
+    return [a for a in choices if a["parent"] == area["parent"] and a["code"] != area["code"]][:PEERS_SHOWN]
 
 
 def _drill(areas: pl.DataFrame, choices: list[dict[str, Any]], area_code: str | None) -> str | None:
@@ -435,8 +447,9 @@ def _filename(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:64]
 
 
-def _figures(snapshot: Snapshot, area: dict[str, Any], as_of: date | None) -> dict[str, Any]:
-    """The overview's figures for one area: population, segments, largest registers, activity per head."""
+def _figures(snapshot: Snapshot, area: dict[str, Any], as_of: date | None, *, registers: bool = True) -> dict[str, Any]:
+    """The overview's figures for one area: population, segments, largest registers (unless ``registers`` is
+    false: the peers' table shows population and activity only), activity per head."""
     where = pl.col("as_of") == as_of
     out: dict[str, Any] = {"area": area, "population": None, "segments": [], "registers": [], "activity": {}}
     if "agg_population" in snapshot.by_area:
@@ -457,8 +470,8 @@ def _figures(snapshot: Snapshot, area: dict[str, Any], as_of: date | None) -> di
         out["segments"] = _rows(
             rows.filter(pl.col("breakdown") == "segment").select("segment", "people", "maternal").sort("segment")
         )
-    if "agg_register" in snapshot.by_area:
-        registers = snapshot.area_rows("agg_register", area["level"], area["code"])
-        top = registers.filter(where).sort("people", descending=True, nulls_last=True).head(10)
+    if registers and "agg_register" in snapshot.by_area:
+        rows = snapshot.area_rows("agg_register", area["level"], area["code"])
+        top = rows.filter(where).sort("people", descending=True, nulls_last=True).head(10)
         out["registers"] = _rows(top.select("definition", "people", "prevalence_pct"))
     return out
