@@ -75,7 +75,7 @@ VIOLATIONS: dict[str, tuple[Violation, ...]] = {
     ),
     "apc_episode": (
         V("date_order", "discharge_date", "1950-01-01"),
-        V("invalid_code", "admission_method", "99"),
+        V("invalid_code", "admission_method", "97"),
         V("negative_cost", "cost", "-120.5"),
         V("invalid_float", "cost", "n/a"),
         V("duplicate_key", None, None),
