@@ -14,12 +14,14 @@ from pathlib import Path
 import narwhals as nw
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openphm.analytics.aggregates import COSTS, COUNTS, DIMENSIONS, FLAG_COUNTS, breakdown_name, population_aggregates
 from openphm.analytics.published import _ancestry, protect_tables
 from openphm.disclosure import POLICIES
+from tests.support import published_reference as reference
 from tests.support.analytics import run_stage
 
 AS_OF = date(2025, 3, 31)
@@ -202,28 +204,92 @@ def test_every_table_of_a_run_is_protected_and_transition_margins_are_linked(tmp
 def test_a_count_shown_in_two_tables_is_one_cell(tmp_path: Path) -> None:
     """The keys that make a count one cell: a group's people in agg_inequality is the agg_population cell of the
     same breakdown; a segment's or register's numerator is the agg_population / agg_register count."""
-    from openphm.analytics.published import _inequality_keys, _population_keys, _population_rows, _table_key
+    from openphm.analytics.published import KEY, _inequality_keys, _population_keys, _table_keys
 
     exact = run_stage(tmp_path, "polars")
     population = exact["agg_population"]
-    keys = _population_keys(_population_rows(population), "people")
-    cells = dict(zip(keys, population["people"].to_list(), strict=True))
+    cells = _population_keys(population, "people").with_columns(population["people"].alias("_shown"))
     register = exact["agg_register"]
-    registers = {
-        _table_key("agg_register", *row[:4]): row[4]
-        for row in register.select("level", "area_code", "as_of", "definition", "people").iter_rows()
-    }
+    registers = _table_keys(register, "agg_register", "definition").with_columns(register["people"].alias("_shown"))
+    known = pl.concat(
+        [cells.with_columns(_table=pl.lit("population")), registers.with_columns(_table=pl.lit("register"))]
+    )
+    assert known.select(list(KEY)).is_unique().all()
     inequality = exact["agg_inequality"].filter(pl.col("measure_kind") == "people")
     linked = {"people": 0, "segment": 0, "register": 0}
     for column in ("people", "events"):
-        for key, row in zip(_inequality_keys(inequality, column), inequality.iter_rows(named=True), strict=True):
-            if key in cells:
-                assert cells[key] == row[column], key  # the same count, so one cell
-                linked["people" if column == "people" else "segment"] += 1
-            elif key in registers:
-                assert registers[key] == row[column], key
-                linked["register"] += 1
-            else:  # counts only this table shows, or a zero that no other table lists
-                own = key[0] == "inequality" and row["group_type"] in ("imd_decile", "core20")
-                assert own or row[column] == 0 or row["measure"].startswith("register:"), key
+        keys = _inequality_keys(inequality, column).with_columns(
+            inequality[column].cast(pl.Int64).alias("_count"),
+            inequality["group_type"].alias("_group_type"),
+            inequality["measure"].alias("_measure"),
+        )
+        matched = keys.join(known, on=list(KEY), how="left", nulls_equal=True)
+        assert matched.height == keys.height
+        found = matched.filter(pl.col("_table").is_not_null())
+        assert found.filter(pl.col("_shown") != pl.col("_count")).height == 0  # the same count, so one cell
+        counts = found["_table"].value_counts()
+        for table, n in counts.iter_rows():
+            linked["register" if table == "register" else "people" if column == "people" else "segment"] += n
+        # Otherwise counts only this table shows, or a zero that no other table lists.
+        alone = matched.filter(pl.col("_table").is_null())
+        own = (pl.col("kind") == "inequality") & pl.col("_group_type").is_in(["imd_decile", "core20"])
+        assert alone.filter(
+            ~own & (pl.col("_count") != 0) & ~pl.col("_measure").str.starts_with("register:")
+        ).is_empty()
     assert all(n > 0 for n in linked.values()), linked
+
+
+def _same(new: dict[str, pl.DataFrame], old: dict[str, pl.DataFrame]) -> None:
+    """The same tables, value for value (nulls and NaNs where the other has them)."""
+    assert sorted(new) == sorted(old)
+    for name, frame in new.items():
+        assert frame.schema == old[name].schema, name
+        assert frame.equals(old[name], null_equal=True), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(small_or_large, min_size=len(CELLS), max_size=len(CELLS)),
+    st.lists(st.integers(0, 9), min_size=len(CELLS), max_size=len(CELLS)),
+    st.sampled_from(["nhs", "ons10"]),
+)
+def test_columnar_cells_publish_what_the_cell_by_cell_rule_published(
+    counts: list[int], admissions: list[int], policy: str
+) -> None:
+    """The columnar cells and keys against the rule as first written (tuples and a loop per cell)."""
+    exact = {"agg_population": _population(counts, admissions)}
+    ancestry = _ancestry(PRACTICE_TABLE, exact.values())
+    _same(
+        protect_tables(exact, ancestry, POLICIES[policy]), reference.protect_tables(exact, ancestry, POLICIES[policy])
+    )
+
+
+@pytest.fixture(scope="module")
+def stage_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    tables = run_stage(tmp_path_factory.mktemp("stage"), "polars")
+    return {name: frame for name, frame in tables.items() if name.startswith("agg_")}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.05, 0.3]), st.sampled_from(["nhs", "ons10"]))
+def test_every_table_publishes_what_the_cell_by_cell_rule_published(
+    stage_tables: dict[str, pl.DataFrame], seed: int, share: float, policy: str
+) -> None:
+    """Every table of a run, with a random share of its counts replaced by small ones: totals that no longer add
+    up, a count two tables share that now differs (two cells under one key), many lone small cells."""
+    rng = np.random.default_rng(seed)
+    exact = {}
+    for name, frame in stage_tables.items():
+        changed = []
+        for column in ("people", "events", "value", *COUNTS, *FLAG_COUNTS):
+            if column in frame.columns:
+                hit = pl.Series(rng.random(frame.height) < share)
+                small = pl.Series(rng.integers(0, 12, frame.height))
+                changed.append(
+                    pl.when(hit).then(small).otherwise(pl.col(column)).cast(frame[column].dtype).alias(column)
+                )
+        exact[name] = frame.with_columns(changed)
+    ancestry = _ancestry(PRACTICE_TABLE, exact.values())
+    _same(
+        protect_tables(exact, ancestry, POLICIES[policy]), reference.protect_tables(exact, ancestry, POLICIES[policy])
+    )

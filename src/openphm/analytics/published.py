@@ -19,7 +19,6 @@ the exact tables: the caller decides whether that is allowed (`phm export` asks 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
@@ -130,47 +129,105 @@ def _filtered(frame: pl.DataFrame, ancestry: pl.DataFrame, level: str | None, co
 # -- cells and lines -----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Cells:
-    """The counts of one family (e.g. people) across tables, each identified by a key and published once."""
+KEY: dict[str, pl.DataType] = {
+    "kind": pl.String(),  # what is counted: a count column of agg_population, or the table
+    "column": pl.String(),  # which column of agg_inequality; which side of a transition margin
+    "level": pl.String(),
+    "area_code": pl.String(),
+    "as_of": pl.Date(),  # a transition's from_as_of
+    "to_as_of": pl.Date(),
+    "breakdown": pl.String(),
+    **{d: (pl.Int64() if d in ("need_tier", "imd_quintile") else pl.String()) for d in DIMENSIONS},  # segment: from
+    "to_segment": pl.String(),
+    "month": pl.Date(),
+    "item": pl.String(),  # a register's definition, a cohort, a measure
+    "group_type": pl.String(),
+    "group": pl.String(),
+}
+"""The columns of a cell's key: what it counts, where and when. One schema for every table, so that a count two
+tables show (a segment's people in `agg_population` and in `agg_inequality`) has one key; a kind leaves the
+columns it does not use null."""
 
-    keys: dict[tuple[object, ...], int] = field(default_factory=dict)
-    values: list[int] = field(default_factory=list)
-    choosable: list[bool] = field(default_factory=list)
-    hidden: list[bool] = field(default_factory=list)
-    line_totals: list[npt.NDArray[np.int64]] = field(default_factory=list)
-    line_children: list[npt.NDArray[np.int64]] = field(default_factory=list)
-    line_tags: list[npt.NDArray[np.int64]] = field(default_factory=list)
+
+def _keys(frame: pl.DataFrame, **columns: pl.Expr) -> pl.DataFrame:
+    """Keys of ``frame``'s rows: the given key columns, every other one null."""
+    return frame.select(columns.get(name, pl.lit(None)).cast(dtype).alias(name) for name, dtype in KEY.items())
+
+
+class Cells:
+    """The counts of one family (e.g. people) across tables, each identified by a key and published once.
+
+    Columnar, because at ten million people a family holds millions of cells: the keys are rows of a frame (the
+    first cell of each key), values and flags NumPy arrays kept in the chunks each table added. Cell ids follow
+    the order the cells were added in, which breaks ties in secondary suppression.
+    """
+
+    def __init__(self) -> None:
+        self.index = pl.DataFrame(schema={**KEY, "_cell": pl.Int64(), "_known": pl.Int64()})
+        self.size = 0
+        self.values: list[npt.NDArray[np.int64]] = []
+        self.choosable: list[npt.NDArray[np.bool_]] = []
+        self.hidden: list[npt.NDArray[np.int64]] = []  # ids of cells to redact whatever their value
+        self.line_totals: list[npt.NDArray[np.int64]] = []
+        self.line_children: list[npt.NDArray[np.int64]] = []
+        self.line_tags: list[npt.NDArray[np.int64]] = []
+
+    def _known(self, keys: pl.DataFrame) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The first cell of each key and its value; -1 for a key not seen before."""
+        if self.index.is_empty():
+            missing = np.full(keys.height, -1, dtype=np.int64)
+            return missing, missing
+        found = (
+            keys.with_row_index("_row")
+            .join(self.index, on=list(KEY), how="left", nulls_equal=True)
+            .sort("_row")
+            .select(pl.col("_cell", "_known").fill_null(-1))
+        )
+        return found["_cell"].to_numpy(), found["_known"].to_numpy()
 
     def add(
-        self,
-        keys: list[tuple[object, ...]],
-        values: npt.ArrayLike,
-        *,
-        published: bool = True,
-        hidden: npt.ArrayLike | None = None,
+        self, keys: pl.DataFrame, values: npt.ArrayLike, *, published: bool = True, hidden: npt.ArrayLike | None = None
     ) -> npt.NDArray[np.int64]:
-        """The cell id of each key; a key seen before with the same value is the same cell."""
+        """The cell id of each key (a frame of :data:`KEY`); a key seen before with the same value is the same cell.
+
+        A key seen before with another value is a new cell every time (two counts under one key are not one
+        count), and the key keeps naming its first cell.
+        """
         counts = np.asarray(values, dtype=np.int64)
-        force = np.zeros(len(keys), dtype=bool) if hidden is None else np.asarray(hidden, dtype=bool)
-        ids = np.empty(len(keys), dtype=np.int64)
-        for i, (key, value) in enumerate(zip(keys, counts.tolist(), strict=True)):
-            known = self.keys.get(key)
-            if known is None or self.values[known] != value:
-                known = len(self.values)
-                if key not in self.keys:
-                    self.keys[key] = known
-                self.values.append(value)
-                self.choosable.append(published)
-                self.hidden.append(False)
-            self.hidden[known] = self.hidden[known] or bool(force[i])
-            ids[i] = known
+        n = counts.size
+        cell, known = self._known(keys)
+        row = np.arange(n, dtype=np.int64)
+        # Each row's first row of the same key in this batch (null keys are equal, as None is in a tuple).
+        firsts = keys.with_row_index("_row").select(pl.col("_row").min().over(list(KEY)).cast(pl.Int64))
+        first_row = firsts.to_series().to_numpy()
+        same = (cell >= 0) & (known == counts)
+        lead = (cell < 0) & (first_row == row)
+        follows = (cell < 0) & ~lead & (counts == counts[first_row])
+        new = ~(same | follows)
+        ids = np.empty(n, dtype=np.int64)
+        ids[same] = cell[same]
+        ids[new] = self.size + np.arange(int(new.sum()), dtype=np.int64)
+        ids[follows] = ids[first_row[follows]]
+        self.size += int(new.sum())
+        self.values.append(counts[new])
+        self.choosable.append(np.full(int(new.sum()), published))
+        if hidden is not None:
+            self.hidden.append(ids[np.asarray(hidden, dtype=bool)])
+        if lead.any():
+            leads = keys.filter(pl.Series(lead)).with_columns(
+                pl.Series("_cell", ids[lead]), pl.Series("_known", counts[lead])
+            )
+            self.index = pl.concat([self.index, leads])
         return ids
 
-    def published(self, key: tuple[object, ...], value: int) -> bool:
-        """Whether ``key`` is already a published cell holding ``value``."""
-        known = self.keys.get(key)
-        return known is not None and self.values[known] == value and self.choosable[known]
+    def published(self, keys: pl.DataFrame, values: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether each key is already a published cell holding its value."""
+        cell, known = self._known(keys)
+        choosable = np.concatenate([np.zeros(0, dtype=bool), *self.choosable])
+        found = cell >= 0
+        out = found & (known == np.asarray(values, dtype=np.int64))
+        out[found] &= choosable[cell[found]]
+        return out
 
     def lines(self, totals: npt.ArrayLike, children: npt.ArrayLike, tags: npt.ArrayLike) -> None:
         """Add lines: each (total, tag) with its children; kept only where the children add up to the total."""
@@ -178,10 +235,18 @@ class Cells:
         self.line_children.append(np.asarray(children, dtype=np.int64))
         self.line_tags.append(np.asarray(tags, dtype=np.int64))
 
+    def counts(self) -> npt.NDArray[np.int64]:
+        """Every cell's value, by cell id."""
+        return np.concatenate([np.zeros(0, dtype=np.int64), *self.values])
+
     def redacted(self, policy: Policy) -> npt.NDArray[np.bool_]:
-        values = np.asarray(self.values, dtype=np.int64)
+        values = self.counts()
+        choosable = np.concatenate([np.zeros(0, dtype=bool), *self.choosable])
+        hidden = np.zeros(self.size, dtype=bool)
+        for ids in self.hidden:
+            hidden[ids] = True
         if not self.line_totals:
-            return suppress(values, [], [], policy, hidden=self.hidden, choosable=self.choosable)
+            return suppress(values, [], [], policy, hidden=hidden, choosable=choosable)
         edges = pl.DataFrame(
             {
                 "total": np.concatenate(self.line_totals),
@@ -196,7 +261,7 @@ class Cells:
         members = edges.join(exact.select("total", "tag", "line"), on=["total", "tag"], how="inner")
         line_ids = np.concatenate([members["line"].to_numpy(), exact["line"].to_numpy()])
         cells = np.concatenate([members["child"].to_numpy(), exact["total"].to_numpy()])
-        return suppress(values, line_ids, cells, policy, hidden=self.hidden, choosable=self.choosable)
+        return suppress(values, line_ids, cells, policy, hidden=hidden, choosable=choosable)
 
 
 _TAGS: dict[str, int] = {}
@@ -262,52 +327,71 @@ def _row_lines(name: str, frame: pl.DataFrame, ancestry: pl.DataFrame) -> pl.Dat
 # -- protection ----------------------------------------------------------------------------------------------------
 
 
-def _population_rows(frame: pl.DataFrame) -> list[tuple[object, ...]]:
-    """The key columns of each `agg_population` row: read once, since every count column is keyed by them."""
-    return frame.select("level", "area_code", "as_of", "breakdown", *DIMENSIONS).rows()
+def _population_keys(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """The keys of an `agg_population` count column: the row's area, date and breakdown."""
+    return _keys(
+        frame,
+        kind=pl.lit(column),
+        level=pl.col("level"),
+        area_code=pl.col("area_code"),
+        as_of=pl.col("as_of"),
+        breakdown=pl.col("breakdown"),
+        **{d: pl.col(d) for d in DIMENSIONS},
+    )
 
 
-def _population_keys(rows: list[tuple[object, ...]], column: str) -> list[tuple[object, ...]]:
-    return [(column, *row) for row in rows]
+def _table_keys(frame: pl.DataFrame, table: str, item: str) -> pl.DataFrame:
+    """The keys of the counts of `agg_register` (item: its definition) or `agg_cohort` (its cohort)."""
+    return _keys(
+        frame,
+        kind=pl.lit(table),
+        level=pl.col("level"),
+        area_code=pl.col("area_code"),
+        as_of=pl.col("as_of"),
+        item=pl.col(item),
+    )
 
 
-def _inequality_keys(frame: pl.DataFrame, column: str) -> list[tuple[object, ...]]:
-    """Keys of `agg_inequality` counts; where the same count is a cell of `agg_population`/`agg_register`, its key."""
-    keys: list[tuple[object, ...]] = []
-    blank = dict.fromkeys(DIMENSIONS)
-    for level, area, as_of, measure, group_type, group in frame.select(
-        "level", "area_code", "as_of", "measure", "group_type", "group"
-    ).iter_rows():
-        dims = dict(blank)
-        if group_type == "imd_quintile":
-            dims["imd_quintile"] = int(group)
-        elif group_type == "ethnic_group":
-            dims["ethnic_group"] = group
-        linked = group_type in ("all", "imd_quintile", "ethnic_group")
-        if column == "people" and linked:
-            keys.append(_population_key("people", level, area, as_of, dims))
-        elif column == "events" and measure.startswith("segment:") and linked:
-            dims["segment"] = measure.split(":", 1)[1]
-            keys.append(_population_key("people", level, area, as_of, dims))
-        elif column == "events" and measure.startswith("register:") and group_type == "all":
-            keys.append(_table_key("agg_register", level, area, as_of, measure.split(":", 1)[1]))
-        elif column == "events" and measure in COUNTS and linked:
-            keys.append(_population_key(measure, level, area, as_of, dims))
-        else:
-            keys.append(
-                ("inequality", column, level, area, as_of, measure if column == "events" else "", group_type, group)
-            )
-    return keys
+def _inequality_keys(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Keys of `agg_inequality` counts; where the same count is a cell of `agg_population`/`agg_register`, its key.
 
-
-def _table_key(table: str, level: str, area: str, as_of: object, item: str) -> tuple[object, ...]:
-    """The key of a count of `agg_register` (item: a definition) or `agg_cohort` (a cohort)."""
-    return (table, level, area, as_of, item)
-
-
-def _population_key(column: str, level: str, area: str, as_of: object, dims: dict[str, object]) -> tuple[object, ...]:
-    present = [d for d in DIMENSIONS if dims[d] is not None]
-    return (column, level, area, as_of, breakdown_name(present), *(dims[d] for d in DIMENSIONS))
+    A group's people (whole area, IMD quintile, ethnic group) is the `agg_population` cell of that breakdown;
+    a segment's people, a register's people and an activity count, likewise, are the counts those tables show.
+    """
+    group_type, measure = pl.col("group_type"), pl.col("measure")
+    linked = group_type.is_in(["all", "imd_quintile", "ethnic_group"])
+    dims = {
+        "segment": pl.lit(None, dtype=pl.String),
+        "imd_quintile": pl.when(group_type == "imd_quintile").then(pl.col("group").cast(pl.Int64, strict=False)),
+        "ethnic_group": pl.when(group_type == "ethnic_group").then(pl.col("group")),
+    }
+    if column == "people":
+        population, register, kind = linked, pl.lit(False), pl.lit("people")
+    else:
+        segment = measure.str.starts_with("segment:") & linked
+        register = measure.str.starts_with("register:") & (group_type == "all")
+        population = segment | (measure.is_in(list(COUNTS)) & linked)
+        dims["segment"] = pl.when(segment).then(measure.str.slice(len("segment:")))
+        kind = pl.when(segment).then(pl.lit("people")).otherwise(measure)
+    present = [pl.when(value.is_not_null()).then(pl.lit(name)) for name, value in dims.items()]
+    breakdown = pl.concat_str(present, separator="+", ignore_nulls=True)  # in the order of DIMENSIONS
+    own = ~population & ~register
+    return _keys(
+        frame,
+        kind=pl.when(population).then(kind).when(register).then(pl.lit("agg_register")).otherwise(pl.lit("inequality")),
+        column=pl.when(own).then(pl.lit(column)),
+        level=pl.col("level"),
+        area_code=pl.col("area_code"),
+        as_of=pl.col("as_of"),
+        breakdown=pl.when(population).then(pl.when(breakdown == "").then(pl.lit("total")).otherwise(breakdown)),
+        **{name: pl.when(population).then(value) for name, value in dims.items()},
+        item=pl.when(register)
+        .then(measure.str.slice(len("register:")))
+        .when(own)
+        .then(measure if column == "events" else pl.lit("")),
+        group_type=pl.when(own).then(group_type),
+        group=pl.when(own).then(pl.col("group")),
+    )
 
 
 def _indexed(frame: pl.DataFrame) -> pl.DataFrame:
@@ -319,7 +403,7 @@ def _enrol(
     family: Cells,
     frame: pl.DataFrame,
     column: str,
-    keys: list[tuple[object, ...]],
+    keys: pl.DataFrame,
     rows: pl.DataFrame,
     hidden: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.int64]:
@@ -336,17 +420,15 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
     lines = {name: _row_lines(name, frame, ancestry) for name, frame in frames.items()}
     people = Cells()
     cells: dict[str, npt.NDArray[np.int64]] = {}
-    rows = _population_rows(frames["agg_population"]) if "agg_population" in frames else []
     if "agg_population" in frames:
         frame = frames["agg_population"]
         cells["agg_population"] = _enrol(
-            people, frame, "people", _population_keys(rows, "people"), lines["agg_population"]
+            people, frame, "people", _population_keys(frame, "people"), lines["agg_population"]
         )
     for name, key in (("agg_register", "definition"), ("agg_cohort", "cohort")):
         if name in frames:
             frame = frames[name]
-            keys = [_table_key(name, *row) for row in frame.select("level", "area_code", "as_of", key).iter_rows()]
-            cells[name] = _enrol(people, frame, "people", keys, lines[name])
+            cells[name] = _enrol(people, frame, "people", _table_keys(frame, name, key), lines[name])
     if "agg_transition" in frames:
         cells["agg_transition"] = _transition_cells(people, frames["agg_transition"])
     inequality = frames.get("agg_inequality")
@@ -363,8 +445,9 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
             _row_lines("agg_inequality", counted, ancestry),
         )
     hidden = people.redacted(policy)
-    shown = round_counts(people.values, hidden, policy)
-    activity, events = _activity_counts(frames, rows, lines, cells, hidden, policy, ancestry)
+    shown = round_counts(people.counts(), hidden, policy)
+    del people  # its keys are the largest thing held here
+    activity, events = _activity_counts(frames, lines, cells, hidden, policy, ancestry)
 
     out: dict[str, pl.DataFrame] = {}
     if "agg_population" in frames:
@@ -395,7 +478,6 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
 
 def _activity_counts(
     frames: dict[str, pl.DataFrame],
-    population_rows: list[tuple[object, ...]],
     lines: dict[str, pl.DataFrame],
     cells: dict[str, npt.NDArray[np.int64]],
     hidden: npt.NDArray[np.bool_],
@@ -419,7 +501,7 @@ def _activity_counts(
                 family,
                 population,
                 column,
-                _population_keys(population_rows, column),
+                _population_keys(population, column),
                 lines["agg_population"],
                 hidden=hidden[cells["agg_population"]],
             )
@@ -440,7 +522,7 @@ def _activity_counts(
             )
         if population_ids is None and inequality_ids is None:
             continue
-        published = round_counts(family.values, family.redacted(policy), policy)
+        published = round_counts(family.counts(), family.redacted(policy), policy)
         if population_ids is not None:
             activity[column] = published[population_ids]
         if inequality_ids is not None:
@@ -452,40 +534,56 @@ def _protect_monthly(frame: pl.DataFrame, rows: pl.DataFrame, policy: Policy) ->
     """Monthly event counts: a family of their own (events, not people), protected along the segment lines of
     each month and across areas, then rounded; a redacted month is null."""
     family = Cells()
-    keys = [
-        ("monthly", *row)
-        for row in frame.select("level", "area_code", "as_of", "month", "segment", "measure").iter_rows()
-    ]
+    keys = _keys(
+        frame,
+        kind=pl.lit("monthly"),
+        level=pl.col("level"),
+        area_code=pl.col("area_code"),
+        as_of=pl.col("as_of"),
+        month=pl.col("month"),
+        segment=pl.col("segment"),
+        item=pl.col("measure"),
+    )
     cell = _enrol(family, frame, "value", keys, rows)
-    shown = round_counts(family.values, family.redacted(policy), policy)
+    shown = round_counts(family.counts(), family.redacted(policy), policy)
     return frame.with_columns(_counts(shown[cell], "value"))
 
 
 def _transition_cells(people: Cells, frame: pl.DataFrame) -> npt.NDArray[np.int64]:
     """Transition counts with their margins: a real segment's margin is its cell of `agg_population`."""
-    keys = [
-        ("transition", *row)
-        for row in frame.select(
-            "level", "area_code", "from_as_of", "to_as_of", "from_segment", "to_segment"
-        ).iter_rows()
-    ]
+    area = {"level": pl.col("level"), "area_code": pl.col("area_code")}
+    keys = _keys(
+        frame,
+        kind=pl.lit("transition"),
+        **area,
+        as_of=pl.col("from_as_of"),
+        to_as_of=pl.col("to_as_of"),
+        segment=pl.col("from_segment"),
+        to_segment=pl.col("to_segment"),
+    )
     cell = people.add(keys, frame["people"].to_numpy())
     for side, (own, when) in enumerate((("from_segment", "from_as_of"), ("to_segment", "to_as_of"))):
-        margins = frame.group_by("level", "area_code", "from_as_of", "to_as_of", own).agg(
+        margins = frame.group_by("level", "area_code", "from_as_of", "to_as_of", own, maintain_order=True).agg(
             pl.col("people").sum(), pl.col("_id")
         )
         values = margins["people"].to_numpy()
-        margin_ids = np.empty(margins.height, dtype=np.int64)
-        for i, (level, area, from_as_of, to_as_of, segment, _count, _rows) in enumerate(margins.iter_rows()):
-            dims = dict.fromkeys(DIMENSIONS)
-            dims["segment"] = segment
-            day = from_as_of if when == "from_as_of" else to_as_of
-            key = _population_key("people", level, area, day, dims)
-            # A segment's margin is its published agg_population cell; any other margin is never published but
-            # treated as known (never chosen to hide).
-            if not people.published(key, int(values[i])):
-                key = ("transition_margin", side, level, area, from_as_of, to_as_of, segment)
-            margin_ids[i] = people.add([key], values[i : i + 1], published=people.published(key, int(values[i])))[0]
+        segment = _keys(
+            margins, kind=pl.lit("people"), **area, as_of=pl.col(when), breakdown=pl.lit("segment"), segment=pl.col(own)
+        )
+        unlisted = _keys(
+            margins,
+            kind=pl.lit("transition_margin"),
+            column=pl.lit(str(side)),
+            **area,
+            as_of=pl.col("from_as_of"),
+            to_as_of=pl.col("to_as_of"),
+            segment=pl.col(own),
+        )
+        # A segment's margin is its published agg_population cell; any other margin is never published but
+        # treated as known (never chosen to hide).
+        shown = pl.Series(people.published(segment, values))
+        chosen = pl.DataFrame([segment[c].zip_with(shown, unlisted[c]) for c in KEY])
+        margin_ids = people.add(chosen, values, published=False)
         exploded = margins.with_columns(pl.Series("_margin", margin_ids)).explode("_id")
         people.lines(
             exploded["_margin"].to_numpy(),
