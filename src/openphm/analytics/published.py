@@ -168,9 +168,7 @@ class Cells:
         self.values: list[npt.NDArray[np.int64]] = []
         self.choosable: list[npt.NDArray[np.bool_]] = []
         self.hidden: list[npt.NDArray[np.int64]] = []  # ids of cells to redact whatever their value
-        self.line_totals: list[npt.NDArray[np.int64]] = []
-        self.line_children: list[npt.NDArray[np.int64]] = []
-        self.line_tags: list[npt.NDArray[np.int64]] = []
+        self.edges: list[npt.NDArray[np.uint64]] = []  # lines as packed (total, tag, child), each sorted unique
 
     def _known(self, keys: pl.DataFrame) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """The first cell of each key and its value; -1 for a key not seen before."""
@@ -231,37 +229,85 @@ class Cells:
 
     def lines(self, totals: npt.ArrayLike, children: npt.ArrayLike, tags: npt.ArrayLike) -> None:
         """Add lines: each (total, tag) with its children; kept only where the children add up to the total."""
-        self.line_totals.append(np.asarray(totals, dtype=np.int64))
-        self.line_children.append(np.asarray(children, dtype=np.int64))
-        self.line_tags.append(np.asarray(tags, dtype=np.int64))
+        self.edges.append(_pack(totals, children, tags))
+
+    def table_lines(self, cell: npt.NDArray[np.int64], rows: npt.NDArray[np.uint64]) -> None:
+        """Add a table's lines, given in its row numbers (packed), for the rows whose cell ids are ``cell``.
+
+        A table added first to a family has cell id = row number, so its lines are taken as they are: sorting the
+        lines of millions of rows once per family, for every count column, was the report's largest cost.
+        """
+        if np.array_equal(cell, np.arange(cell.size)):
+            self.edges.append(rows)
+        else:
+            total, tag, child = _unpack(rows)
+            self.lines(cell[total], cell[child], tag)
 
     def counts(self) -> npt.NDArray[np.int64]:
         """Every cell's value, by cell id."""
         return np.concatenate([np.zeros(0, dtype=np.int64), *self.values])
 
     def redacted(self, policy: Policy) -> npt.NDArray[np.bool_]:
+        """Which cells to redact, over the lines whose children add up exactly to their total."""
         values = self.counts()
         choosable = np.concatenate([np.zeros(0, dtype=bool), *self.choosable])
         hidden = np.zeros(self.size, dtype=bool)
         for ids in self.hidden:
             hidden[ids] = True
-        if not self.line_totals:
-            return suppress(values, [], [], policy, hidden=hidden, choosable=choosable)
-        edges = pl.DataFrame(
-            {
-                "total": np.concatenate(self.line_totals),
-                "child": np.concatenate(self.line_children),
-                "tag": np.concatenate(self.line_tags),
-            }
-        ).unique()
-        edges = edges.with_columns(pl.Series("v", values[edges["child"].to_numpy()]))
-        sums = edges.group_by("total", "tag").agg(pl.col("v").sum().alias("sum"))
-        sums = sums.with_columns(pl.Series("t", values[sums["total"].to_numpy()]))
-        exact = sums.filter(pl.col("sum") == pl.col("t")).sort("total", "tag").with_row_index("line")
-        members = edges.join(exact.select("total", "tag", "line"), on=["total", "tag"], how="inner")
-        line_ids = np.concatenate([members["line"].to_numpy(), exact["line"].to_numpy()])
-        cells = np.concatenate([members["child"].to_numpy(), exact["total"].to_numpy()])
+        edges = _union(self.edges)
+        # Sorted, so each line's members are one run: sums by run, no hash table over every member.
+        group = edges >> _CHILD_BITS
+        child = (edges & _CHILD_MASK).astype(np.int64)
+        start = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]])) if edges.size else child
+        totals = (group[start] >> _TAG_BITS).astype(np.int64)
+        exact = np.add.reduceat(values[child], start) == values[totals] if edges.size else start.astype(bool)
+        line = np.repeat(np.arange(start.size), np.diff(np.append(start, edges.size)))
+        member = exact[line]
+        line_ids = np.concatenate([line[member], np.flatnonzero(exact)])
+        cells = np.concatenate([child[member], totals[exact]])
         return suppress(values, line_ids, cells, policy, hidden=hidden, choosable=choosable)
+
+
+_CHILD_BITS, _TAG_BITS = 26, 12
+_CHILD_MASK = np.uint64((1 << _CHILD_BITS) - 1)
+
+
+def _pack(totals: npt.ArrayLike, children: npt.ArrayLike, tags: npt.ArrayLike) -> npt.NDArray[np.uint64]:
+    """Lines as one sorted array of unique (total, tag, child) packed in 64 bits: sorting and merging one integer
+    column is cheaper than hashing rows of three."""
+    total, child, tag = (np.asarray(a, dtype=np.int64) for a in (totals, children, tags))
+    limit = 1 << _CHILD_BITS
+    if total.size and (max(int(total.max()), int(child.max())) >= limit or int(tag.max()) >= 1 << _TAG_BITS):
+        raise ValueError(f"disclosure control handles at most {limit:,} cells of one kind")
+    packed = (
+        (total.astype(np.uint64) << np.uint64(_CHILD_BITS + _TAG_BITS))
+        | (tag.astype(np.uint64) << np.uint64(_CHILD_BITS))
+        | child.astype(np.uint64)
+    )
+    return np.unique(packed)
+
+
+def _unpack(
+    packed: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(total, tag, child) of packed lines."""
+    group = packed >> np.uint64(_CHILD_BITS)
+    return (
+        (group >> np.uint64(_TAG_BITS)).astype(np.int64),
+        (group & np.uint64((1 << _TAG_BITS) - 1)).astype(np.int64),
+        (packed & _CHILD_MASK).astype(np.int64),
+    )
+
+
+def _union(blocks: list[npt.NDArray[np.uint64]]) -> npt.NDArray[np.uint64]:
+    """The sorted union of sorted unique blocks: the small ones merged into the largest without sorting it."""
+    if not blocks:
+        return np.zeros(0, dtype=np.uint64)
+    ordered = sorted(blocks, key=len, reverse=True)
+    largest, rest = ordered[0], np.unique(np.concatenate([np.zeros(0, dtype=np.uint64), *ordered[1:]]))
+    at = np.searchsorted(largest, rest)
+    new = rest[(at == largest.size) | (largest[np.minimum(at, largest.size - 1)] != rest)] if largest.size else rest
+    return np.insert(largest, np.searchsorted(largest, new), new)
 
 
 _TAGS: dict[str, int] = {}
@@ -294,8 +340,8 @@ def _geography(frame: pl.DataFrame, ancestry: pl.DataFrame, keys: list[str]) -> 
     return joined.select("total", "child", names.replace_strict(tags, return_dtype=pl.Int64).alias("tag"))
 
 
-def _row_lines(name: str, frame: pl.DataFrame, ancestry: pl.DataFrame) -> pl.DataFrame:
-    """The lines of a table in row numbers (`_id`): within the table and across areas."""
+def _row_lines(name: str, frame: pl.DataFrame, ancestry: pl.DataFrame) -> npt.NDArray[np.uint64]:
+    """The lines of a table in row numbers (`_id`), packed: within the table and across areas."""
     empty = pl.DataFrame(schema={"total": pl.Int64, "child": pl.Int64, "tag": pl.Int64})
     parts = [empty]
     if name == "agg_population":
@@ -321,7 +367,8 @@ def _row_lines(name: str, frame: pl.DataFrame, ancestry: pl.DataFrame) -> pl.Dat
         children, parents = frame.filter(pl.col("segment") != "all"), frame.filter(pl.col("segment") == "all")
         parts.append(_pairs(children, parents, ["level", "area_code", "as_of", "month", "measure"], "segment"))
         parts.append(_geography(frame, ancestry, ["as_of", "month", "segment", "measure"]))
-    return pl.concat([p.cast(empty.schema) for p in parts])
+    lines = pl.concat([p.cast(empty.schema) for p in parts])
+    return _pack(lines["total"].to_numpy(), lines["child"].to_numpy(), lines["tag"].to_numpy())
 
 
 # -- protection ----------------------------------------------------------------------------------------------------
@@ -404,13 +451,13 @@ def _enrol(
     frame: pl.DataFrame,
     column: str,
     keys: pl.DataFrame,
-    rows: pl.DataFrame,
+    rows: npt.NDArray[np.uint64],
     hidden: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.int64]:
-    """Add a table column's counts to ``family`` with the table's lines; the cell id of each row."""
+    """Add a table column's counts to ``family`` with the table's lines (packed); the cell id of each row."""
     values = frame[column].fill_null(0).cast(pl.Float64).round(0).cast(pl.Int64).to_numpy()
     cell = family.add(keys, values, hidden=hidden)
-    family.lines(cell[rows["total"].to_numpy()], cell[rows["child"].to_numpy()], rows["tag"].to_numpy())
+    family.table_lines(cell, rows)
     return cell
 
 
@@ -478,7 +525,7 @@ def protect_tables(tables: dict[str, pl.DataFrame], ancestry: pl.DataFrame, poli
 
 def _activity_counts(
     frames: dict[str, pl.DataFrame],
-    lines: dict[str, pl.DataFrame],
+    lines: dict[str, npt.NDArray[np.uint64]],
     cells: dict[str, npt.NDArray[np.int64]],
     hidden: npt.NDArray[np.bool_],
     policy: Policy,
@@ -530,7 +577,7 @@ def _activity_counts(
     return activity, events
 
 
-def _protect_monthly(frame: pl.DataFrame, rows: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+def _protect_monthly(frame: pl.DataFrame, rows: npt.NDArray[np.uint64], policy: Policy) -> pl.DataFrame:
     """Monthly event counts: a family of their own (events, not people), protected along the segment lines of
     each month and across areas, then rounded; a redacted month is null."""
     family = Cells()

@@ -114,11 +114,10 @@ def _secondary(
     recounting every line each round, took most of the report's time.
     """
     size = int(lines.max()) + 1
-    # Each cell's place in the order of preference: non-zero before zero, then smaller value, then cell index.
-    rank = np.empty(value.size, dtype=np.int64)
-    rank[np.lexsort((np.arange(value.size), value, value == 0))] = np.arange(value.size)
     # Members grouped by line (one sort of the members; preference is settled per round on the few candidates).
-    by_line = np.argsort(lines)  # the order within a line does not matter: each round ranks its candidates
+    # The order within a line does not matter (each round ranks its candidates); a stable sort is linear on
+    # members that come grouped by line, as published tables pass them.
+    by_line = np.argsort(lines, kind="stable")
     lines, cells = lines[by_line], cells[by_line]
     line_start = np.searchsorted(lines, np.arange(size + 1))
     # For each cell, the members (hence lines) it belongs to.
@@ -131,8 +130,10 @@ def _secondary(
         members = members[~redact[cells[members]] & may[cells[members]]]
         if members.size == 0:
             return
-        # The preferred open member of each lone line.
-        order = np.lexsort((rank[cells[members]], lines[members]))
+        # The preferred open member of each lone line: non-zero before zero, then smaller value, then cell index
+        # (ranked among the candidates alone, not over every cell each family).
+        candidate = cells[members]
+        order = np.lexsort((candidate, value[candidate], value[candidate] == 0, lines[members]))
         _, first = np.unique(lines[members[order]], return_index=True)
         chosen = np.unique(cells[members[order[first]]])
         redact[chosen] = True
