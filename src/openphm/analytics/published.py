@@ -327,8 +327,11 @@ def _pairs(children: pl.DataFrame, parents: pl.DataFrame, on: list[str], tag: st
 
 
 def _geography(frame: pl.DataFrame, ancestry: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """(total, child, tag): each area's cells with the same cell of every enclosing area."""
-    children = frame.join(ancestry, on=["level", "area_code"], how="inner")
+    """(total, child, tag): each area's cells with the same cell of every enclosing area.
+
+    Only the key columns are joined: a row meets each of its areas' ancestors, so the whole table joined was
+    the largest frame disclosure control made."""
+    children = frame.select("level", "area_code", *keys, "_id").join(ancestry, on=["level", "area_code"], how="inner")
     parents = frame.select(
         pl.col("level").alias("ancestor_level"), pl.col("area_code").alias("ancestor_code"), *keys, "_id"
     )
