@@ -150,3 +150,13 @@ def test_a_refresh_refuses_earlier_rows_made_otherwise(tmp_path: Path) -> None:
     ingest(later, store, key=KEY, extract_date=EXTRACT, purpose="research")
     error = one_line_error(phm("run", "--store", str(store), "--refresh", "latest"))
     assert "ingested for another purpose" in error
+
+
+def test_a_refresh_of_a_single_snapshot_keeps_nothing_and_changes_nothing(tmp_path: Path) -> None:
+    store = store_path(tmp_path, "duckdb")
+    ingest(demo(tmp_path), store, key=KEY, extract_date=EXTRACT)
+    run(store, stages=STAGES, as_of=(LATEST,))
+    reference = store_tables(store, "duckdb")
+    run(store, stages=STAGES, as_of=(LATEST,), refresh="latest")
+    assert_same_tables(without_log(reference), without_log(store_tables(store, "duckdb")))
+    assert refresh_facts(store, "duckdb")[("kept", "as_of")] == ""

@@ -164,8 +164,10 @@ class Kept:
     run_id: str
     """The run that computed the kept rows."""
 
-    def rows(self, eng: Engine, table: str) -> nw.LazyFrame:
-        """The kept rows of ``table``: the previous run's rows at the earlier snapshots."""
+    def rows(self, eng: Engine, table: str) -> nw.LazyFrame | None:
+        """The kept rows of ``table``: the previous run's rows at the earlier snapshots (None without any)."""
+        if not self.earlier:
+            return None
         return eng.table(PREVIOUS + table).filter(nw.col("as_of").is_in(self.earlier))
 
     def restrict(self, frame: nw.LazyFrame) -> nw.LazyFrame:

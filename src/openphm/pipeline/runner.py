@@ -139,7 +139,8 @@ def run(
             facts = _run_stage(eng, s, inputs, stage_context, parts)
             if kept is not None and s.per_snapshot:
                 for table in s.outputs:
-                    eng.append(table, kept.rows(eng, table))
+                    if (earlier := kept.rows(eng, table)) is not None:
+                        eng.append(table, earlier)
             for (item, metric), value in facts.items():
                 log.add("stage", f"{s.name}:{item}", metric, value)
             seconds = time.perf_counter() - started
