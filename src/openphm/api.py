@@ -20,6 +20,7 @@ from openphm.ingest import PURPOSES, IngestResult, ingest, load_key
 from openphm.options import PEOPLE_PER_SLICE, CohortAsOf, RunOptions
 from openphm.pipeline import RunResult
 from openphm.pipeline import run as run_stages
+from openphm.pipeline.refresh import Refresh
 from openphm.quality.history import QualityView
 from openphm.quality.history import quality_view as quality
 from openphm.report import ReportResult, write_report
@@ -81,10 +82,13 @@ def run(
     people_per_slice: int = PEOPLE_PER_SLICE,
     quality_settings: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    refresh: Refresh | None = None,
 ) -> RunResult:
     """Run every stage of :data:`openphm.stages.STAGES` on ``store`` and publish the new tables.
 
-    Each keyword after ``as_of`` is a field of :class:`RunOptions` (and a flag of ``phm run``) of the same name.
+    Each keyword from ``codelists`` to ``quality_settings`` is a field of :class:`RunOptions` (and a flag of
+    ``phm run``) of the same name. ``refresh="latest"`` recomputes the latest snapshot only and keeps the
+    earlier snapshots' rows of the previous run (:mod:`openphm.pipeline.refresh`).
     """
     options = RunOptions(
         codelists=codelists,
@@ -97,7 +101,9 @@ def run(
         people_per_slice=people_per_slice,
         quality_settings=quality_settings,
     )
-    return run_stages(store, stages=STAGES, engine=engine, as_of=as_of, options=options, progress=progress)
+    return run_stages(
+        store, stages=STAGES, engine=engine, as_of=as_of, options=options, progress=progress, refresh=refresh
+    )
 
 
 @dataclass

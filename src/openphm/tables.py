@@ -556,3 +556,7 @@ DECLARED = {
     )
 }
 """Every declared table by name, in the order ``docs/tables.md`` lists them."""
+
+CARRIED = tuple(name for name, t in DECLARED.items() if t.names[:2] == ("person_id", "as_of"))
+"""The person x as_of tables an ingest carries from the store it replaces, so that ``phm run --refresh latest``
+can keep their earlier snapshots (:mod:`openphm.pipeline.refresh`): the outputs of the per-snapshot stages."""

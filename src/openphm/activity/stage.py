@@ -324,7 +324,14 @@ def _costs_frame(context: RunContext) -> nw.LazyFrame:
     return context.engine.frame(unit_costs(context.options.unit_costs))
 
 
-@stage("activity", inputs=("population",), optional_inputs=SOURCES, outputs=(ACTIVITY,), per_person=True)
+@stage(
+    "activity",
+    inputs=("population",),
+    optional_inputs=SOURCES,
+    outputs=(ACTIVITY,),
+    per_person=True,
+    per_snapshot=True,
+)
 def activity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Contacts, admissions, bed days and cost per setting over 12 months (and some over 24) per person and as_of."""
     population = required(tables, "population")

@@ -25,6 +25,7 @@ from openphm.ingest.load import CLEARED_MAX_AGE_DAYS, IngestResult
 from openphm.ingest.policy import LABELS
 from openphm.ingest.pseudonymise import shared_key_file
 from openphm.options import PEOPLE_PER_SLICE, CohortAsOf
+from openphm.pipeline.refresh import Refresh
 
 
 def _print_reconciliation(result: IngestResult) -> None:
@@ -177,6 +178,13 @@ def run_pipeline(
         ),
     ] = PEOPLE_PER_SLICE,
     quality_settings: QualitySettingsFile = None,
+    refresh: Annotated[
+        Refresh | None,
+        typer.Option(
+            help="'latest': recompute the latest snapshot only and keep the earlier snapshots' rows of the "
+            "previous run (on this store, or carried by the ingest); refused if they were made otherwise.",
+        ),
+    ] = None,
 ) -> None:
     """Run every pipeline stage on a store and publish the new tables."""
     with reporting() as progress:
@@ -194,6 +202,7 @@ def run_pipeline(
             people_per_slice=people_per_slice,
             quality_settings=quality_settings,
             progress=progress,
+            refresh=refresh,
         )
     table = Table(title=f"Pipeline run {result.run_id} (purpose: {result.purpose})")
     table.add_column("stage")
@@ -203,6 +212,8 @@ def run_pipeline(
         table.add_row(s.name, f"{s.seconds:.2f}", ", ".join(f"{t}: {n:,}" for t, n in s.rows.items()))
     console.print(table)
     console.print("As of: " + ", ".join(d.isoformat() for d in result.as_of))
+    if result.refreshed is not None:
+        console.print(f"Refreshed {result.refreshed.isoformat()} only; the earlier snapshots were kept.")
     for year in result.left_out:
         console.print(f"Year ending {year.year_end.isoformat()} left out: {year.reason}")
 

@@ -64,6 +64,25 @@ class Engine(ABC):
     def append(self, name: str, frame: nw.LazyFrame) -> None:
         """Compute ``frame`` and add its rows to ``name`` (created if absent; same columns expected)."""
 
+    def rename(self, name: str, new_name: str) -> None:
+        """Give a stored table another name (replacing none: ``new_name`` must be free), without rewriting it.
+
+        The Parquet-folder default renames the table's folder; the DuckDB engine overrides it.
+        """
+        (self.location / name).rename(self.location / new_name)
+
+    def drop(self, name: str) -> None:
+        """Remove a stored table if it exists (the Parquet-folder default; the DuckDB engine overrides it)."""
+        shutil.rmtree(self.location / name, ignore_errors=True)
+
+    @abstractmethod
+    def table_of(self, store: Path, name: str) -> nw.LazyFrame:
+        """A lazy view of table ``name`` of another store of this engine's kind, only read.
+
+        An ingest reads the previous store's run outputs this way to carry them into the new store
+        (:mod:`openphm.pipeline.refresh`), without their rows passing through Python.
+        """
+
     # -- helpers that narwhals cannot express engine-neutrally -------------------------------------
     @abstractmethod
     def frame(self, data: pa.Table) -> nw.LazyFrame:

@@ -67,6 +67,7 @@ class DuckDBEngine(Engine):
         self._names = itertools.count()
         self._functions: list[str] = []
         self._persisted: list[str] = []
+        self._attached: dict[Path, str] = {}
 
     def _relation(self, sql: str) -> nw.LazyFrame:
         return nw.from_native(self.con.sql(sql))
@@ -114,6 +115,18 @@ class DuckDBEngine(Engine):
             return
         frame.to_native().insert_into(_quote(name))
 
+    def rename(self, name: str, new_name: str) -> None:
+        self.con.execute(f"ALTER TABLE {_quote(name)} RENAME TO {_quote(new_name)}")
+
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+
+    def table_of(self, store: Path, name: str) -> nw.LazyFrame:
+        if store not in self._attached:
+            self._attached[store] = f"__store_{next(self._names)}"
+            self.con.execute(f"ATTACH {_literal(str(store))} AS {self._attached[store]} (READ_ONLY)")
+        return nw.from_native(self.con.table(f"{self._attached[store]}.main.{_quote(name)}"))
+
     def frame(self, data: pa.Table) -> nw.LazyFrame:
         view = f"__frame_{next(self._names)}"
         self.con.register(view, data)
@@ -152,6 +165,9 @@ class DuckDBEngine(Engine):
         for function in self._functions:
             self.con.remove_function(function)
         self._functions.clear()
+        for alias in self._attached.values():
+            self.con.execute(f"DETACH {alias}")
+        self._attached.clear()
         if not self._read_only:
             # Fold the write-ahead log into the file now, so that a failure (a full disk) raises here rather
             # than leaving the log behind when the file is published without it.

@@ -46,7 +46,10 @@ class PolarsEngine(Engine):
         return parquet_tables(self.location)
 
     def table(self, name: str) -> nw.LazyFrame:
-        return nw.from_native(pl.scan_parquet(self.location / name / "*.parquet"))
+        return self.table_of(self.location, name)
+
+    def table_of(self, store: Path, name: str) -> nw.LazyFrame:
+        return nw.from_native(pl.scan_parquet(store / name / "*.parquet"))
 
     def _sink(self, frame: nw.LazyFrame, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

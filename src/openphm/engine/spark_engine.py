@@ -111,7 +111,10 @@ class SparkEngine(Engine):
         return parquet_tables(self.location)
 
     def table(self, name: str) -> nw.LazyFrame:
-        return nw.from_native(self.spark.read.parquet(str(self.location / name)))
+        return self.table_of(self.location, name)
+
+    def table_of(self, store: Path, name: str) -> nw.LazyFrame:
+        return nw.from_native(self.spark.read.parquet(str(store / name)))
 
     def write(self, name: str, frame: nw.LazyFrame) -> None:
         staging = self.location / f".writing-{name}"

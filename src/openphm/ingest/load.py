@@ -29,11 +29,13 @@ from openphm.ingest.policy import REMOVED, Policy, Purpose, load_policy, type1_c
 from openphm.ingest.pseudonymise import KeyedHash, normalise_nhs_number
 from openphm.ingest.rules import CALENDAR_DATE, Check, nhs_number_valid
 from openphm.ingest.tables import Outcome, Parent, identify, mark_removed, split
+from openphm.pipeline.refresh import carry_previous, key_check
 from openphm.pipeline.runlog import RunLog
 from openphm.quality import HISTORY, Inputs, QualitySettings, assess, load_settings
 from openphm.quality import TABLE as QUALITY
 from openphm.quality.history import keep_history, previous_rows
 from openphm.spells import with_spell_ids
+from openphm.tables import CARRIED
 
 PURPOSES = tuple(load_policy().purposes)
 CLEARED_MAX_AGE_DAYS = 30
@@ -154,6 +156,7 @@ def ingest(
     extract_date = extract_date or source_extract_date(source) or date.today()
     log = RunLog("ingest", purpose, engine)
     log.add("ingest", "extract_date", "extract_date", detail=extract_date.isoformat())
+    log.add("ingest", "key", "key_check", detail=key_check(key))
     _log_policy(log, rules, rule, cleared_max_age_days)
     for name in ignored:
         log.add("ingest", name, "ignored_file")
@@ -172,6 +175,8 @@ def ingest(
             log.add("quality", HISTORY, "rows", kept)
         else:
             log.add("quality", HISTORY, "not_kept", detail=no_history)
+        step("carrying the previous run")
+        carry_previous(store, engine, eng, log, key, CARRIED)
         log.write(eng)
     return result
 

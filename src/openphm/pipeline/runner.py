@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import narwhals as nw
 from openphm.engine import Engine, building, count
 from openphm.errors import PipelineError, StoreError
 from openphm.options import RunOptions
+from openphm.pipeline.refresh import Kept, Refresh, definitions_digest, drop_previous, prepare
 from openphm.pipeline.runlog import RunLog, last_purpose
 from openphm.pipeline.slices import WHOLE, PersonSlice, person_slices, sliced
 from openphm.pipeline.stage import RunContext, Stage
@@ -40,6 +41,8 @@ class RunResult:
     stages: list[StageReport] = field(default_factory=list)
     left_out: tuple[LeftOut, ...] = ()
     """Financial years with activity that are not data years (only when as_of was not given)."""
+    refreshed: date | None = None
+    """The one as_of a refresh recomputed (the others' rows were kept); None for a full run."""
 
 
 def order_stages(stages: Iterable[Stage], available: set[str]) -> list[Stage]:
@@ -85,11 +88,14 @@ def run(
     as_of: tuple[date, ...] = (),
     options: RunOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    refresh: Refresh | None = None,
 ) -> RunResult:
     """Run ``stages`` on ``store`` and publish the store with the new tables added.
 
     Stages declared ``per_person`` run on slices of at most about ``options.people_per_slice`` people when
-    the population is larger (the tables are the same; only the memory they need changes).
+    the population is larger (the tables are the same; only the memory they need changes). With ``refresh``
+    (``"latest"``), stages declared ``per_snapshot`` compute the latest as_of only and keep the earlier
+    snapshots' rows of a previous run (:mod:`openphm.pipeline.refresh`); the others run whole on the merged tables.
     """
     options = options or RunOptions()
     step = progress or (lambda _message: None)
@@ -101,24 +107,40 @@ def run(
         dates = years.as_of
         log = RunLog("run", purpose, engine)
         log.add("run", "as_of", "as_of", detail=",".join(d.isoformat() for d in dates))
+        digest = definitions_digest(options)
+        log.add("run", "definitions", "definitions", detail=digest)
         for year in years.left_out:
             log.add("run", year.year_end.isoformat(), "year_left_out", year.rows, detail=year.reason)
-        result = RunResult(log.run_id, purpose, dates, left_out=years.left_out)
+        ordered = order_stages(stages, set(eng.tables()))
+        produced = {t for s in ordered for t in s.outputs}
+        kept: Kept | None = None
+        if refresh is not None:
+            kept = prepare(eng, dates, digest, [t for s in ordered if s.per_snapshot for t in s.outputs], log)
+        result = RunResult(
+            log.run_id, purpose, dates, left_out=years.left_out, refreshed=kept.refreshed if kept else None
+        )
         context = RunContext(dates, purpose, log.run_id, eng, options)
-        available = set(eng.tables())
         slices: tuple[PersonSlice, ...] | None = None
-        for s in order_stages(stages, available):
+        for s in ordered:
             step(s.name)
             started = time.perf_counter()
             inputs: dict[str, nw.LazyFrame | None] = {t: eng.table(t) for t in s.inputs}
             inputs |= {t: eng.table(t) if eng.has_table(t) else None for t in s.optional_inputs}
+            stage_context = context
+            if kept is not None and s.per_snapshot:  # a refresh: this stage computes the latest as_of only
+                inputs = {t: kept.restrict(f) if f is not None and t in produced else f for t, f in inputs.items()}
+                stage_context = replace(context, as_of=(kept.refreshed,))
             parts: tuple[PersonSlice, ...] = WHOLE
             if s.per_person and eng.has_table("population"):
                 if slices is None:
                     slices = person_slices(eng.table("population"), options.people_per_slice)
                     log.add("run", "people_per_slice", "slices", len(slices), detail=str(options.people_per_slice))
                 parts = slices
-            facts = _run_stage(eng, s, inputs, context, parts)
+            facts = _run_stage(eng, s, inputs, stage_context, parts)
+            if kept is not None and s.per_snapshot:
+                for table in s.outputs:
+                    if (earlier := kept.rows(eng, table)) is not None:
+                        eng.append(table, earlier)
             for (item, metric), value in facts.items():
                 log.add("stage", f"{s.name}:{item}", metric, value)
             seconds = time.perf_counter() - started
@@ -127,6 +149,7 @@ def run(
             for table, n in rows.items():
                 log.add("stage", s.name, f"rows:{table}", n)
             result.stages.append(StageReport(s.name, seconds, rows))
+        drop_previous(eng)
         log.write(eng)
     return result
 

@@ -71,6 +71,10 @@ class Stage:
     same_facts: bool = False
     """The facts describe the run, not the people (say, a table the rules need is absent): every slice gives
     the same facts, so a sliced run keeps one copy instead of summing them."""
+    per_snapshot: bool = False
+    """Every output table has an ``as_of`` column, and its rows at an as_of depend only on the source tables and
+    on the run tables' rows at that as_of: a refresh runs the stage on the latest as_of alone and keeps the
+    earlier rows of a previous run (:mod:`openphm.pipeline.refresh`)."""
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -91,6 +95,7 @@ def stage(
     facts: tuple[str, ...] = (),
     per_person: bool = False,
     same_facts: bool = False,
+    per_snapshot: bool = False,
 ) -> Callable[[StageFunction], Stage]:
     """Make the decorated function a :class:`Stage` (it stays callable); :mod:`openphm.stages` lists it.
 
@@ -100,7 +105,16 @@ def stage(
     def build(function: StageFunction) -> Stage:
         doc = (function.__doc__ or "").strip().splitlines()
         return Stage(
-            name, inputs, outputs, function, optional_inputs, doc[0] if doc else "", facts, per_person, same_facts
+            name,
+            inputs,
+            outputs,
+            function,
+            optional_inputs,
+            doc[0] if doc else "",
+            facts,
+            per_person,
+            same_facts,
+            per_snapshot,
         )
 
     return build

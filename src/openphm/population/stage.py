@@ -47,7 +47,7 @@ def age_at(born: str, as_of: str) -> nw.Expr:
     return (years - nw.when(before_birthday).then(1).otherwise(0)).cast(nw.Int64)
 
 
-@stage("population", inputs=("person",), outputs=(POPULATION,))
+@stage("population", inputs=("person",), outputs=(POPULATION,), per_snapshot=True)
 def population(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per person alive or not, born by each as_of date, with age, band, group and flags."""
     person = required(tables, "person")

@@ -98,6 +98,7 @@ def _latest(engine: Engine, readings: nw.LazyFrame) -> nw.LazyFrame:
     outputs=(MEASURE,),
     facts=("measure_dropped",),
     per_person=True,
+    per_snapshot=True,
 )
 def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Latest BMI, blood pressure (with SD and previous reading), cholesterol ratio, eGFR and CKD stage,

@@ -43,7 +43,14 @@ def _windows(context: RunContext, lookbacks: dict[str, int | None]) -> nw.LazyFr
     )
 
 
-@stage("register", inputs=("population",), optional_inputs=SOURCES, outputs=(REGISTER,), per_person=True)
+@stage(
+    "register",
+    inputs=("population",),
+    optional_inputs=SOURCES,
+    outputs=(REGISTER,),
+    per_person=True,
+    per_snapshot=True,
+)
 def register(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per person, definition and as_of for everyone coded by then, with dates, settings and status."""
     chosen = definitions(context, REGISTER_KINDS)

@@ -121,6 +121,7 @@ def _comorbidity(tables: Mapping[str, nw.LazyFrame | None], context: RunContext)
     ),
     outputs=(RISK,),
     per_person=True,
+    per_snapshot=True,
 )
 def risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """One row per population row: HFRS, eFI, polypharmacy, Charlson, Elixhauser, CMS and QRISK3."""

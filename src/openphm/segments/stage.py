@@ -38,6 +38,7 @@ def run_rules(context: RunContext) -> Rules:
     facts=("segment_facts",),
     per_person=True,
     same_facts=True,
+    per_snapshot=True,
 )
 def segment(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Segment, subsegment flags, condition count, CMS, need tier and band per person in the population."""

@@ -142,6 +142,7 @@ def admission_risk_model(tables: Mapping[str, nw.LazyFrame | None], context: Run
     optional_inputs=FEATURE_TABLES,
     outputs=(ADMISSION_RISK_SCORE,),
     per_person=True,
+    per_snapshot=True,
 )
 def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Probability of an emergency admission in the next 12 months for everyone in the population."""
@@ -160,7 +161,7 @@ def admission_risk_score(tables: Mapping[str, nw.LazyFrame | None], context: Run
     }
 
 
-@stage("admission_risk", inputs=(SCORE_TABLE,), outputs=(ADMISSION_RISK,))
+@stage("admission_risk", inputs=(SCORE_TABLE,), outputs=(ADMISSION_RISK,), per_snapshot=True)
 def admission_risk(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> Mapping[str, nw.LazyFrame]:
     """Each person's risk with its centile within the population at that as_of, and the top 5% flag."""
     risks = required(tables, SCORE_TABLE)
