@@ -172,8 +172,9 @@ def _event_sources(tables: Mapping[str, nw.LazyFrame | None]) -> list[nw.LazyFra
     if (gp := tables.get("gp_event")) is not None:
         parts.append(_events(gp.select("person_id", "event_date").pipe(distinct), "event_date", "gp", cost=False))
     if (medication := tables.get("gp_medication")) is not None:
-        days = medication.select("person_id", "issue_date").pipe(distinct)
-        parts.append(_events(days, "issue_date", "medication", cost=False))
+        # Issues count only towards any_contact_24m (whether there was any event), so each issue is an event:
+        # the distinct issue days of every person, nearly one per issue, cost a hash table as large as the table.
+        parts.append(_events(medication, "issue_date", "medication", cost=False))
     if (ae := tables.get("ae_attendance")) is not None:
         parts.append(_events(ae, "arrival_date", "ae"))
     if (apc := tables.get("apc_episode")) is not None:
