@@ -44,6 +44,8 @@ def measured(
     events = [reading(ALICE, d, SBP, v) for d, v in sbp]
     events += [
         reading(ALICE, "2022-12-01", SBP, 90),  # same day as 100: one reading of 95
+        reading(ALICE, "2023-06-01", SBP, 160),  # after the first as_of: only in the second snapshot
+        gp(ALICE, "2023-09-01", "77176002"),  # a smoker again by the second as_of
         reading(ALICE, "2021-05-05", BMI, 31.2),
         reading(ALICE, "2022-05-05", BMI, 29.0),
         reading(ALICE, "2023-01-01", BMI, 8.0),  # implausible: dropped, counted
@@ -119,6 +121,19 @@ def test_sbp_sd_of_the_last_five_readings(measured: tuple[pl.DataFrame, Path]) -
     frame, _ = measured
     expected = statistics.stdev([95, 110, 120, 130, 140])  # the five latest days; 150 (2019) is the sixth
     assert _at(frame, "alice", AS_OF[0])["sbp_sd5"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("measured", ["duckdb", "polars"], indirect=True)
+def test_a_later_reading_reaches_only_later_snapshots(measured: tuple[pl.DataFrame, Path]) -> None:
+    """The latest, previous and last five readings of each snapshot are those up to its as_of, no later."""
+    frame, _ = measured
+    first, second = _at(frame, "alice", AS_OF[0]), _at(frame, "alice", AS_OF[1])
+    assert (first["sbp"], first["sbp_date"]) == (95.0, date(2022, 12, 1))
+    assert (second["sbp"], second["sbp_date"]) == (160.0, date(2023, 6, 1))
+    assert (second["sbp_previous"], second["sbp_previous_date"]) == (95.0, date(2022, 12, 1))
+    assert second["sbp_sd5"] == pytest.approx(statistics.stdev([160, 95, 110, 120, 130]))
+    assert (first["smoking_category"], first["smoking_date"]) == (1, date(2022, 1, 1))
+    assert (second["smoking_category"], second["smoking_date"]) == (2, date(2023, 9, 1))
 
 
 def test_implausible_values_are_dropped_and_counted(measured: tuple[pl.DataFrame, Path]) -> None:

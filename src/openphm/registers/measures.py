@@ -19,7 +19,6 @@ import narwhals as nw
 import pyarrow as pa
 
 from openphm.codes import Definition
-from openphm.engine import Engine
 from openphm.pipeline import RunContext, required, stage
 from openphm.pipeline.dates import days_between
 from openphm.registers.definitions import definitions
@@ -68,27 +67,41 @@ def _codes(
     )
 
 
-def _latest(engine: Engine, readings: nw.LazyFrame) -> nw.LazyFrame:
+def _in_force(chained: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFrame:
+    """Each reading repeated for the as_of dates at which it is the latest: on or after it, before the next one.
+
+    ``chained`` carries ``next_date``, the date of the same person's (and measure's) next reading, or null.
+    Each as_of keeps exactly one reading per person and measure, so the cross join yields only output rows.
+    """
+    return (
+        chained.join(dates, how="cross")
+        .filter(
+            (nw.col("date") <= nw.col("as_of"))
+            & (nw.col("next_date").is_null() | (nw.col("next_date") > nw.col("as_of")))
+        )
+        .drop("next_date")
+    )
+
+
+def _latest(readings: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFrame:
     """Per person, measure and as_of: the latest value, its date, the one before, and the SD of the last five.
 
-    The latest reading is found by its date (a group-by and a join); only blood pressure, which reports the
-    reading before and the spread of the last five, is ranked - ranking every measure's readings per as_of was
-    the slowest step of the stage.
+    ``readings`` hold one value a day per person and measure, not yet repeated per as_of. Each reading is
+    chained to its neighbours once (the next reading's date, the previous reading, the SD of it and the four
+    before it), by window functions over the person's readings in date order; a reading that is the latest
+    at an as_of has, at that as_of, exactly that previous reading and those five. Ranking the readings again
+    for every as_of, and finding the latest by a group-by and a join, made this the slowest stage of the run
+    (docs/performance.md). Only blood pressure and eGFR report the previous reading, only systolic blood
+    pressure the SD: the other measures' columns are computed and not selected.
     """
-    keys = ["person_id", "measure", "as_of"]
-    readings = engine.persist(readings)  # read three times below
-    newest = readings.group_by(*keys).agg(nw.col("date").max())
-    latest = readings.join(newest, on=[*keys, "date"], how="inner").select(*keys, "value", "date")
-    ranked = engine.persist(
-        readings.filter(nw.col("measure").is_in(WITH_PREVIOUS))
-        .with_columns(nw.col("date").rank(method="dense", descending=True).over(*keys).alias("n"))
-        .filter(nw.col("n") <= 5)
+    keys = ["person_id", "measure"]
+    chained = readings.with_columns(
+        nw.col("date").shift(-1).over(*keys, order_by="date").alias("next_date"),
+        nw.col("value").shift(1).over(*keys, order_by="date").alias("previous"),
+        nw.col("date").shift(1).over(*keys, order_by="date").alias("previous_date"),
+        nw.col("value").rolling_std(5, min_samples=2).over(*keys, order_by="date").alias("sd5"),
     )
-    previous = ranked.filter(nw.col("n") == 2).select(
-        *keys, nw.col("value").alias("previous"), nw.col("date").alias("previous_date")
-    )
-    spread = ranked.filter(nw.col("measure") == "sbp").group_by(*keys).agg(nw.col("value").std().alias("sd5"))
-    return latest.join(previous, on=keys, how="left").join(spread, on=keys, how="left")
+    return _in_force(chained, dates).select(*keys, "as_of", "value", "date", "previous", "previous_date", "sd5")
 
 
 @stage(
@@ -141,17 +154,15 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             .agg(nw.col("implausible").cast(nw.Float64).sum().alias("value"))
             .select(nw.col("measure").alias("item"), nw.lit("implausible_dropped").alias("metric"), "value")
         )
-        daily = (  # one value a day first, then repeated for every as_of on or after it
+        daily = context.engine.persist(  # one value a day; read for the latest values and for the CKD stage
             readings.filter(~nw.col("implausible"))
             .group_by("person_id", "measure", "event_date")
             .agg(nw.col("value").mean())
-            .join(dates, how="cross")
-            .filter(nw.col("event_date") <= nw.col("as_of"))
             .rename({"event_date": "date"})
         )
         # Materialised: every measure's column below is read from it, and an engine would otherwise redo the
-        # ranking once per measure.
-        latest = context.engine.persist(_latest(context.engine, _with_derived_ratio(daily, limits)))
+        # windows once per measure.
+        latest = context.engine.persist(_latest(_with_derived_ratio(daily, limits), dates))
         for d in measure_defs:
             prefix = MEASURES[d.id]
             picked = [nw.col("value").alias(prefix), nw.col("date").alias(f"{prefix}_date")]
@@ -165,7 +176,12 @@ def measures(tables: Mapping[str, nw.LazyFrame | None], context: RunContext) -> 
             one = latest.filter(nw.col("measure") == prefix).select("person_id", "as_of", *picked)
             result = result.join(one, on=list(PERSON_AS_OF), how="left")
         if any(d.id == "egfr" for d in measure_defs):
-            egfr = daily.filter(nw.col("measure") == "egfr").select("person_id", "as_of", "date", "value")
+            egfr = (  # every reading up to each as_of
+                daily.filter(nw.col("measure") == "egfr")
+                .join(dates, how="cross")
+                .filter(nw.col("date") <= nw.col("as_of"))
+                .select("person_id", "as_of", "date", "value")
+            )
             result = result.join(_persistent_ckd_stage(egfr), on=list(PERSON_AS_OF), how="left")
 
     smoking = [d for d in chosen if d.id in SMOKING]
@@ -184,7 +200,7 @@ def _with_derived_ratio(daily: nw.LazyFrame, limits: nw.LazyFrame) -> nw.LazyFra
     Many practices record the two results and not the ratio QRISK3 needs; a derived ratio outside the
     ratio's plausible range is left out like a recorded one.
     """
-    keys = ["person_id", "as_of", "date"]
+    keys = ["person_id", "date"]
     total = daily.filter(nw.col("measure") == "total_cholesterol").select(*keys, nw.col("value").alias("total"))
     hdl = daily.filter(nw.col("measure") == "hdl_cholesterol").select(*keys, nw.col("value").alias("hdl"))
     recorded = daily.filter(nw.col("measure") == "cholesterol_ratio").select(*keys)
@@ -248,17 +264,18 @@ def _persistent_ckd_stage(egfr: nw.LazyFrame) -> nw.LazyFrame:
 
 
 def _smoking(events: nw.LazyFrame, codes: nw.LazyFrame, dates: nw.LazyFrame) -> nw.LazyFrame:
-    """Latest smoking status per person and as_of; on a day with two statuses, the heavier counts."""
-    coded = (
+    """Latest smoking status per person and as_of; on a day with two statuses, the heavier counts.
+
+    Each day's status is chained to the person's next status date once, then kept for the as_of dates at which
+    it is the latest (see :func:`_in_force`), instead of ranking every status again for every as_of.
+    """
+    daily = (
         events.join(codes, on="snomed_code", how="inner")
         .group_by("person_id", "event_date")
         .agg(nw.col("category").max())
-        .join(dates, how="cross")
-        .filter(nw.col("event_date") <= nw.col("as_of"))
+        .rename({"event_date": "date"})
     )
-    ranked = coded.with_columns(
-        nw.col("event_date").rank(method="dense", descending=True).over(*PERSON_AS_OF).alias("n")
-    )
-    return ranked.filter(nw.col("n") == 1).select(
-        "person_id", "as_of", nw.col("category").alias("smoking_category"), nw.col("event_date").alias("smoking_date")
+    chained = daily.with_columns(nw.col("date").shift(-1).over("person_id", order_by="date").alias("next_date"))
+    return _in_force(chained, dates).select(
+        "person_id", "as_of", nw.col("category").alias("smoking_category"), nw.col("date").alias("smoking_date")
     )
