@@ -1,13 +1,15 @@
 """End-to-end benchmark: synthetic population -> ingest -> every stage -> report, per stage time and memory.
 
-    python benchmarks/pipeline.py --people 100000 1000000 [--engine duckdb] [--format parquet]
+    python benchmarks/pipeline.py --people 100000 1000000 [--engine duckdb] [--format parquet] [--refresh]
 
 For each size it generates a synthetic England (``phm synth``), then runs ``ingest``, ``run`` and ``report``,
 each in its own process so that peak memory is that step's own. Inside ``run`` a sampler thread records the
 peak resident memory (the process and its children, so Spark's JVM counts) while each stage runs. It prints
 one table per size: wall seconds and peak MB per step and stage, rows written, and the total as a multiple of
 a bare DuckDB read of the same input files - the floor no pipeline can beat - so that figures compare across
-machines. Nothing here is a pass/fail test: the targets live in docs/performance.md.
+machines. With ``--refresh`` it then times ``phm run --refresh latest`` on the same store (the monthly
+refresh, against the full run just measured). Nothing here is a pass/fail test: the targets live in
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -84,7 +86,11 @@ elif step == "run":
         print(f"{time.perf_counter() - started:8.1f} s  {name}", file=sys.stderr, flush=True)
 
     done = api.run(
-        Path(args["store"]), engine=args["engine"], progress=reached, people_per_slice=args["people_per_slice"]
+        Path(args["store"]),
+        engine=args["engine"],
+        progress=reached,
+        people_per_slice=args["people_per_slice"],
+        refresh=args.get("refresh"),
     )
     result["stages"] = {s.name: {"seconds": s.seconds, "rows": sum(s.rows.values())} for s in done.stages}
 elif step == "report":
@@ -136,7 +142,9 @@ def row(name: str, seconds: float, peak: float, rows: int | None = None, note: s
     return f"| {name} | {seconds:,.1f} | {peak:,.0f} | {written} | {rate} | {note} |"
 
 
-def benchmark(people: int, engine: str, fmt: str, report: bool, work: Path, people_per_slice: int) -> list[str]:
+def benchmark(
+    people: int, engine: str, fmt: str, report: bool, work: Path, people_per_slice: int, refresh: bool
+) -> list[str]:
     source, store = work / "source", work / ("store.duckdb" if engine == "duckdb" else "store")
     generated = work / "synth.json"  # a kept folder's population is reused: synth is not part of the job
     if generated.exists():
@@ -182,6 +190,27 @@ def benchmark(people: int, engine: str, fmt: str, report: bool, work: Path, peop
         f"Bare DuckDB read of the input: {floor:.2f} s; total = {total / floor:.1f} x the bare read.",
         "",
     ]
+    if refresh:
+        again = child("run", store=str(store), engine=engine, people_per_slice=people_per_slice, refresh="latest")
+        lines += ["| refresh step | seconds | peak MB | rows | rows/s | note |", "|---|---:|---:|---:|---:|---|"]
+        for name, figures in again["stages"].items():
+            share = figures["seconds"] / run["stages"][name]["seconds"] if run["stages"][name]["seconds"] else 0.0
+            lines.append(
+                row(
+                    f"refresh: {name}",
+                    figures["seconds"],
+                    again["peaks"].get(name, 0.0),
+                    figures["rows"],
+                    f"{share:.0%} of its full run",
+                )
+            )
+        lines += [
+            row("**refresh (whole)**", again["seconds"], max(again["peaks"].values())),
+            "",
+            f"Refresh of the latest snapshot: {again['seconds']:.1f} s = "
+            f"{again['seconds'] / run['seconds']:.0%} of the full run ({run['seconds']:.1f} s).",
+            "",
+        ]
     return lines
 
 
@@ -197,6 +226,9 @@ def main() -> None:
         help="Keep the work folders under this folder (default: a temp dir); a kept population is reused.",
     )
     parser.add_argument("--people-per-slice", type=int, default=PEOPLE_PER_SLICE, help="As for 'phm run'.")
+    parser.add_argument(
+        "--refresh", action="store_true", help="Then time 'phm run --refresh latest' on the same store."
+    )
     args = parser.parse_args()
     import psutil
 
@@ -209,7 +241,9 @@ def main() -> None:
         work = base / f"{people}-{args.engine}"
         work.mkdir(parents=True, exist_ok=True)
         try:
-            lines = benchmark(people, args.engine, args.format, not args.no_report, work, args.people_per_slice)
+            lines = benchmark(
+                people, args.engine, args.format, not args.no_report, work, args.people_per_slice, args.refresh
+            )
             print("\n".join(lines), flush=True)
         finally:
             if not args.keep:
