@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from openphm.ingest import ingest
-from tests.support.ingest_cases import CASES, Rows, event, good_people
+from tests.support.ingest_cases import CASES, Rows, episode, event, good_people
 from tests.support.sources import ALICE, CAROL, EXTRACT, KEY, person, read_table, store_path
 
 
@@ -91,3 +91,31 @@ def test_values_are_stored_with_contract_types(source: Callable[[Rows], Path], t
     # Birth dates are kept to the month; deprivation comes from the shipped IMD 2019 table (E01000001: decile 9).
     assert set(people["date_of_birth"].dt.day()) == {1}
     assert set(people["imd_decile"]) == {9} and set(people["imd_quintile"]) == {5}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "polars"])
+def test_every_later_repeat_of_a_key_is_quarantined_and_the_first_kept(
+    source: Callable[[Rows], Path], tmp_path: Path, engine: str
+) -> None:
+    """Three rows of E1 and two of E2, apart in the file: the first of each loads, the others are repeats."""
+    rows = [
+        episode("E2", cost=1),
+        episode("E1", cost=2),
+        episode("E3", cost=3),
+        episode("E1", cost=4),
+        episode("E2", cost=5),
+        episode("E1", cost=6),
+    ]
+    store = store_path(tmp_path, engine)
+    result = ingest(
+        source({"person": good_people(), "apc_episode": rows}), store, key=KEY, engine=engine, extract_date=EXTRACT
+    )
+    quarantine = read_table(store, "quarantine", engine).filter(table="apc_episode")
+    assert sorted(quarantine.select("row", "reason").rows()) == [
+        (4, "duplicate_key"),
+        (5, "duplicate_key"),
+        (6, "duplicate_key"),
+    ]
+    loaded = read_table(store, "apc_episode", engine).sort("episode_id")
+    assert list(zip(loaded["episode_id"], loaded["cost"], strict=True)) == [("E1", 2.0), ("E2", 1.0), ("E3", 3.0)]
+    assert next(o for o in result.outcomes if o.table == "apc_episode").quarantined == 3

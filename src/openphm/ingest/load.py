@@ -28,7 +28,7 @@ from openphm.errors import InputError
 from openphm.ingest.policy import REMOVED, Policy, Purpose, load_policy, type1_codes
 from openphm.ingest.pseudonymise import KeyedHash, normalise_nhs_number
 from openphm.ingest.rules import CALENDAR_DATE, Check, nhs_number_valid
-from openphm.ingest.tables import Outcome, Parent, identify, mark_removed, split
+from openphm.ingest.tables import Outcome, Parent, identify, ids_in_clear, mark_removed, split
 from openphm.pipeline.refresh import carry_previous, key_check
 from openphm.pipeline.runlog import RunLog
 from openphm.quality import HISTORY, Inputs, QualitySettings, assess, load_settings
@@ -244,11 +244,13 @@ def _load_all(
     raw, input_rows = _read_all(eng, sources)
     step("pseudonymising")
     pseudonyms = _pseudonym_map(eng, raw, sources, key)
+    supplied = [raw[name].select("person_id") for name, src in sources.items() if src.id_column == "person_id"]
+    in_clear = ids_in_clear(eng, nw.concat(supplied, how="vertical")) if supplied else None
     identified = {}
     checks = {}
     for name, src in sources.items():
         if src.id_column:
-            identified[name], checks[name] = identify(raw[name], src, pseudonyms)
+            identified[name], checks[name] = identify(raw[name], src, pseudonyms, in_clear)
         else:
             identified[name], checks[name] = raw[name], []
 
