@@ -248,7 +248,7 @@ exclude:
 
 
 class _Frames:
-    """The one engine method the rule engine uses (``frame``), for hand-made frames of one backend."""
+    """The engine methods the rule engine uses (``frame``, ``persist``), for hand-made frames of one backend."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
@@ -257,6 +257,9 @@ class _Frames:
         if self.backend == "duckdb":
             return nw.from_native(duckdb.from_arrow(data))
         return nw.from_native(pl.from_arrow(data).lazy())  # type: ignore[union-attr]
+
+    def persist(self, frame: nw.LazyFrame) -> nw.LazyFrame:
+        return frame  # hand-made frames are already in memory
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "polars"])

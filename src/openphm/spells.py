@@ -69,24 +69,29 @@ def with_spell_ids(episodes: nw.LazyFrame) -> nw.LazyFrame:
     return nw.concat([given.select(*columns), derived.select(*columns)], how="vertical")
 
 
-def _ranked(episodes: nw.LazyFrame) -> nw.LazyFrame:
+def ranked(episodes: nw.LazyFrame) -> nw.LazyFrame:
     """Stored episodes with ``episode_order`` (1 = the spell's first) and ``spell_key`` (its first episode id).
 
     A spell is a person's: the key is unique across people, since episode ids are (the contract's key). A store
-    ingested before spells were stored has no spell_id, and gets it derived here by the same rule.
+    ingested before spells were stored has no spell_id, and gets it derived here by the same rule. Episodes that
+    already carry both columns are returned as they are, so a stage that reads spells several times (the
+    series' admissions and their ACSC diagnoses, a cohort's admissions rules) materialises this once and
+    passes it on, rather than ordering every episode by window functions for each use.
     """
+    if {"episode_order", "spell_key"} <= set(episodes.collect_schema().names()):
+        return episodes
     if "spell_id" not in episodes.collect_schema().names():
         episodes = with_spell_ids(episodes)
     spell = ["person_id", "spell_id"]
     order = nw.col("episode_id").cum_count().over(*spell, order_by=ORDER).cast(nw.Int64)
-    ranked = episodes.with_columns(order.alias("episode_order"))
+    ordered = episodes.with_columns(order.alias("episode_order"))
     first = nw.when(nw.col("episode_order") == 1).then(nw.col("episode_id")).max().over(*spell)
-    return ranked.with_columns(first.alias("spell_key"))
+    return ordered.with_columns(first.alias("spell_key"))
 
 
 def spell_of_episode(episodes: nw.LazyFrame) -> nw.LazyFrame:
     """(episode_id, spell_key, episode_order) of every episode: maps diagnoses and procedures onto spells."""
-    return _ranked(episodes).select("episode_id", "spell_key", "episode_order")
+    return ranked(episodes).select("episode_id", "spell_key", "episode_order")
 
 
 def spells(episodes: nw.LazyFrame) -> nw.LazyFrame:
@@ -98,11 +103,11 @@ def spells(episodes: nw.LazyFrame) -> nw.LazyFrame:
     it began as one), ``cost`` (the sum of the recorded episode costs, null when none has one),
     ``costed_episodes`` (episodes with a recorded cost) and ``episodes``.
     """
-    ranked = _ranked(episodes)
-    first = ranked.filter(nw.col("episode_order") == 1).select(
+    stays = ranked(episodes)
+    first = stays.filter(nw.col("episode_order") == 1).select(
         "spell_key", "person_id", "admission_date", "admission_method", "provider_code"
     )
-    totals = ranked.group_by("spell_key").agg(
+    totals = stays.group_by("spell_key").agg(
         nw.col("discharge_date").max(),
         nw.col("cost").sum().alias("_cost"),
         nw.col("cost").count().alias("costed_episodes"),

@@ -31,7 +31,7 @@ from openphm.cohorts.definitions import RuleSetRow, read_cohort
 from openphm.content import content_path
 from openphm.engine import Engine, distinct
 from openphm.pipeline.dates import days_between
-from openphm.spells import spells
+from openphm.spells import ranked, spells
 from openphm.vocabulary import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS, PERSON_AS_OF
 
 MEASURES = {
@@ -103,6 +103,8 @@ def _events(tables: Mapping[str, nw.LazyFrame | None], engine: Engine) -> list[n
 
     if (apc := tables.get("apc_episode")) is not None:
         # Admissions are hospital spells (openphm.spells), dated by their first episode, as activity counts them.
+        # The episodes are ordered into spells once: both the admissions and the ACSC rule set read them.
+        apc = engine.persist(ranked(apc))
         stays = spells(apc)
         emergency = stays.filter(nw.col("admission_method").is_in(EMERGENCY_ADMISSION_METHODS))
         parts.append(event(emergency, "admission_date", "emergency_admissions"))

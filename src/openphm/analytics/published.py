@@ -42,6 +42,7 @@ from openphm.analytics.aggregates import (
     breakdown_name,
 )
 from openphm.disclosure import POLICIES, Policy, round_counts, suppress
+from openphm.disclosure.control import sorted_unique
 from openphm.engine import open_store
 from openphm.errors import OpenPHMError
 
@@ -279,12 +280,13 @@ def _pack(totals: npt.ArrayLike, children: npt.ArrayLike, tags: npt.ArrayLike) -
     limit = 1 << _CHILD_BITS
     if total.size and (max(int(total.max()), int(child.max())) >= limit or int(tag.max()) >= 1 << _TAG_BITS):
         raise ValueError(f"disclosure control handles at most {limit:,} cells of one kind")
-    packed = (
+    packed = np.asarray(
         (total.astype(np.uint64) << np.uint64(_CHILD_BITS + _TAG_BITS))
         | (tag.astype(np.uint64) << np.uint64(_CHILD_BITS))
-        | child.astype(np.uint64)
+        | child.astype(np.uint64),
+        dtype=np.uint64,
     )
-    return np.unique(packed)
+    return sorted_unique(packed)
 
 
 def _unpack(
@@ -304,7 +306,7 @@ def _union(blocks: list[npt.NDArray[np.uint64]]) -> npt.NDArray[np.uint64]:
     if not blocks:
         return np.zeros(0, dtype=np.uint64)
     ordered = sorted(blocks, key=len, reverse=True)
-    largest, rest = ordered[0], np.unique(np.concatenate([np.zeros(0, dtype=np.uint64), *ordered[1:]]))
+    largest, rest = ordered[0], sorted_unique(np.concatenate([np.zeros(0, dtype=np.uint64), *ordered[1:]]))
     at = np.searchsorted(largest, rest)
     new = rest[(at == largest.size) | (largest[np.minimum(at, largest.size - 1)] != rest)] if largest.size else rest
     return np.insert(largest, np.searchsorted(largest, new), new)

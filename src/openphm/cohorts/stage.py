@@ -23,6 +23,7 @@ from openphm.cohorts.rules import CODED_SOURCES, KEY, Tables, hits, missing
 from openphm.engine import Engine
 from openphm.pipeline import RunContext, required, stage
 from openphm.registers.definitions import definitions
+from openphm.spells import ranked
 from openphm.tables import COHORT_ATTRITION, COHORT_MEMBER
 
 RULE_TABLES = ("register", "measure", "activity", "risk", "segment", "admission_risk")
@@ -86,20 +87,26 @@ def evaluate(
         members = base.head(0).select(name.alias("cohort"), "person_id", "as_of", nw.lit("").alias("reasons"))
         return CohortResult(cohort, members, attrition.select(ATTRITION_COLUMNS), unavailable)
 
-    flags = base.select(*KEY)
-    for i, rule in enumerate(cohort.rules, start=1):
-        met = hits(rule, tables, base, engine, as_of).select(
+    met = [
+        hits(rule, tables, base, engine, as_of).select(
             *KEY, nw.col("why").alias(f"_why{i}"), nw.lit(True).alias(f"_hit{i}")
         )
-        flags = flags.join(met, on=KEY, how="left")
+        for i, rule in enumerate(cohort.rules, start=1)
+    ]
+    # Only people who meet a first inclusion rule can reach any later step: start from them, not from everyone.
+    narrowed = bool(cohort.rules) and not cohort.rules[0].exclude
+    flags = base.select(*KEY).join(met[0], on=KEY, how="inner") if narrowed else base.select(*KEY)
+    for frame in met[1:] if narrowed else met:
+        flags = flags.join(frame, on=KEY, how="left")
     step = nw.lit(True)
-    columns = [step.alias("_step0")]
+    columns = []
     for i, rule in enumerate(cohort.rules, start=1):
         hit = nw.col(f"_hit{i}").fill_null(False)
         step = step & (~hit if rule.exclude else hit)
         columns.append(step.alias(f"_step{i}"))
-    flags = flags.with_columns(*columns)
-    last = f"_step{len(cohort.rules)}"
+    # Members and attrition both read the flags: materialised once, or every rule (spells, registers) ran twice.
+    flags = engine.persist(flags.with_columns(*columns)) if columns else flags
+    last = f"_step{len(cohort.rules)}" if columns else None
     reasons = nw.concat_str(
         [
             nw.when(nw.col(f"_hit{i}").fill_null(False)).then(
@@ -113,15 +120,21 @@ def evaluate(
         separator="; ",
         ignore_nulls=True,
     )
-    members = flags.filter(nw.col(last)).select(name.alias("cohort"), *KEY, reasons.alias("reasons"))
-    step_columns = [f"_step{i}" for i in range(len(cohort.rules) + 1)]
+    chosen = flags.filter(nw.col(last)) if last else flags
+    members = chosen.select(name.alias("cohort"), *KEY, reasons.alias("reasons"))
+    later = [f"_step{i}" for i in range(1, len(cohort.rules) + 1)]
+    # Step 0 is everyone in the population; a later step's count is 0 at an as_of where nobody reached it.
+    counts = base.group_by("as_of").agg(nw.len().cast(nw.Int64).alias("_step0"))
+    if later:
+        reached = flags.group_by("as_of").agg(*[nw.col(c).cast(nw.Int64).sum().cast(nw.Int64) for c in later])
+        counts = counts.join(reached, on="as_of", how="left").with_columns(
+            *[nw.col(c).fill_null(0).cast(nw.Int64) for c in later]
+        )
     people = nw.lit(None, dtype=nw.Int64)
-    for i, column in enumerate(step_columns):
+    for i, column in enumerate(["_step0", *later]):
         people = nw.when(nw.col("step") == i).then(nw.col(column)).otherwise(people)
     attrition = (
-        flags.group_by("as_of")
-        .agg(*[nw.col(c).cast(nw.Int64).sum().cast(nw.Int64) for c in step_columns])
-        .join(_steps_frame(engine, cohort, OK), how="cross")
+        counts.join(_steps_frame(engine, cohort, OK), how="cross")
         .with_columns(name.alias("cohort"), people.cast(nw.Int64).alias("people"))
         .select(ATTRITION_COLUMNS)
     )
@@ -191,6 +204,10 @@ def run_cohorts(
     """
     population = required(tables, "population")
     base = population_base(population, as_of, latest_only=latest_only)
+    episodes = tables.get("apc_episode")
+    if episodes is not None and any(r.type == "admissions" for c in cohorts.values() for r in c.rules):
+        # Every admissions rule reads spells, twice with an ACSC rule set: episodes ordered into spells once.
+        tables = {**tables, "apc_episode": engine.persist(ranked(episodes))}
     dates = (max(as_of),) if latest_only and as_of else as_of
     return [evaluate(c, tables, base, engine, dates, medicines) for c in cohorts.values()], base
 
