@@ -98,15 +98,15 @@ def evaluate(
     flags = base.select(*KEY).join(met[0], on=KEY, how="inner") if narrowed else base.select(*KEY)
     for frame in met[1:] if narrowed else met:
         flags = flags.join(frame, on=KEY, how="left")
-    later = [f"_step{i}" for i in range(1, len(cohort.rules) + 1)]
     step = nw.lit(True)
     columns = []
     for i, rule in enumerate(cohort.rules, start=1):
         hit = nw.col(f"_hit{i}").fill_null(False)
         step = step & (~hit if rule.exclude else hit)
         columns.append(step.alias(f"_step{i}"))
-    if later:  # members and attrition both read the flags: once, or every rule (spells, registers) ran twice
-        flags = engine.persist(flags.with_columns(*columns))
+    # Members and attrition both read the flags: materialised once, or every rule (spells, registers) ran twice.
+    flags = engine.persist(flags.with_columns(*columns)) if columns else flags
+    last = f"_step{len(cohort.rules)}" if columns else None
     reasons = nw.concat_str(
         [
             nw.when(nw.col(f"_hit{i}").fill_null(False)).then(
@@ -120,8 +120,9 @@ def evaluate(
         separator="; ",
         ignore_nulls=True,
     )
-    chosen = flags.filter(nw.col(later[-1])) if later else flags
+    chosen = flags.filter(nw.col(last)) if last else flags
     members = chosen.select(name.alias("cohort"), *KEY, reasons.alias("reasons"))
+    later = [f"_step{i}" for i in range(1, len(cohort.rules) + 1)]
     # Step 0 is everyone in the population; a later step's count is 0 at an as_of where nobody reached it.
     counts = base.group_by("as_of").agg(nw.len().cast(nw.Int64).alias("_step0"))
     if later:
